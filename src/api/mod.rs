@@ -1,0 +1,33 @@
+//! The Gloo Mesh v2 kinds we accept, as Rust types. Nothing else lives here.
+//!
+//! Every field of the 2.14 CRDs is present, each `Option`al so that an object read and written
+//! back keeps exactly the fields the user wrote (`clientsideTls: {}` stays `{}`, an absent list
+//! stays absent). Enum-valued fields are plain strings: an unknown value must reach the rules
+//! (and become a finding with a field path), not fail deserialization.
+
+pub mod access_policy;
+pub mod common;
+pub mod external_service;
+pub mod virtual_gateway;
+
+pub use access_policy::{AccessPolicy, AccessPolicySpec};
+pub use common::*;
+pub use external_service::{ExternalService, ExternalServiceSpec};
+pub use virtual_gateway::{VirtualGateway, VirtualGatewaySpec};
+
+/// API group of ExternalService and VirtualGateway.
+pub const NETWORKING_GROUP: &str = "networking.gloo.solo.io";
+/// API group of AccessPolicy.
+pub const SECURITY_GROUP: &str = "security.policy.gloo.solo.io";
+/// The only version of the three kinds.
+pub const VERSION: &str = "v2";
+
+/// An empty slice for an absent list, so that rules can iterate without unwrapping.
+pub fn list<T>(v: &Option<Vec<T>>) -> &[T] {
+    v.as_deref().unwrap_or(&[])
+}
+
+/// The string, or "" when absent (proto3 zero value).
+pub fn text(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
+}

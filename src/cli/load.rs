@@ -1,0 +1,211 @@
+//! Reading objects from files, directories and stdin: multi-document YAML or JSON, `kind: List`.
+//! This is the I/O edge of the offline commands; what it returns goes to the pure core.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::core::object::{DecodeError, Object};
+
+/// An object and where it came from (for messages).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub object: Object,
+    pub source: String,
+}
+
+#[derive(Debug, Default)]
+pub struct LoadResult {
+    pub objects: Vec<Loaded>,
+    /// `note:` lines: documents of kinds we skip.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{location}: {message}")]
+    Parse { location: String, message: String },
+}
+
+/// Load every input. `-` reads stdin; a directory is read recursively (`.yaml`, `.yml`, `.json`).
+pub fn load_inputs(inputs: &[String]) -> Result<LoadResult, LoadError> {
+    let mut out = LoadResult::default();
+    for input in inputs {
+        if input == "-" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+                LoadError::Io {
+                    path: "<stdin>".into(),
+                    source,
+                }
+            })?;
+            load_text("<stdin>", &text, &mut out)?;
+            continue;
+        }
+        for file in expand_path(Path::new(input))? {
+            let name = file.display().to_string();
+            let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Io {
+                path: name.clone(),
+                source,
+            })?;
+            load_text(&name, &text, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+fn expand_path(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if !path.is_dir() {
+        // Let the read report a missing file.
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            files.extend(expand_path(&entry)?);
+        } else if matches!(
+            entry.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            files.push(entry);
+        }
+    }
+    Ok(files)
+}
+
+/// Parse one file's text and decode its objects into `out`.
+pub fn load_text(file: &str, text: &str, out: &mut LoadResult) -> Result<(), LoadError> {
+    for (line, doc) in documents(file, text)? {
+        let location = format!("{file}:{line}");
+        for value in flatten_lists(doc) {
+            match Object::from_value(value) {
+                Ok(object) => out.objects.push(Loaded {
+                    object,
+                    source: location.clone(),
+                }),
+                Err(DecodeError::Unhandled { api_version, kind }) => {
+                    let what = if kind.is_empty() {
+                        "a document without kind".to_string()
+                    } else {
+                        format!("{api_version} {kind}")
+                    };
+                    out.notes.push(format!(
+                        "note: {location}: skipped {what}: not a kind egress-webhook checks"
+                    ));
+                }
+                Err(e @ DecodeError::Invalid { .. }) => {
+                    return Err(LoadError::Parse {
+                        location,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Split into documents with the line each starts on. JSON (a text starting with `{` or `[`)
+/// is one document; YAML is split on `---` lines so that each error can name its line.
+fn documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, LoadError> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let line = text.len() - trimmed.len();
+        let first_line = text[..line].matches('\n').count() + 1;
+        return serde_json::from_str::<Value>(text)
+            .map(|v| vec![(first_line, v)])
+            .map_err(|e| LoadError::Parse {
+                location: format!("{file}:{}", e.line()),
+                message: format!("invalid JSON: {e}"),
+            });
+    }
+    let mut docs = Vec::new();
+    let mut start = 1;
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if is_separator(line) {
+            push_yaml(file, start, &current, &mut docs)?;
+            current.clear();
+            start = i + 2;
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    push_yaml(file, start, &current, &mut docs)?;
+    Ok(docs)
+}
+
+fn is_separator(line: &str) -> bool {
+    line == "---" || line.starts_with("--- ") || line.starts_with("---\t") || line == "..."
+}
+
+fn push_yaml(
+    file: &str,
+    start: usize,
+    text: &str,
+    docs: &mut Vec<(usize, Value)>,
+) -> Result<(), LoadError> {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Ok(());
+    }
+    match serde_saphyr::from_str::<Value>(text) {
+        Ok(Value::Null) => Ok(()),
+        Ok(v) => {
+            docs.push((start, v));
+            Ok(())
+        }
+        Err(e) => {
+            let line = e
+                .location()
+                .map(|l| start + l.line() as usize - 1)
+                .unwrap_or(start);
+            let message = e.to_string();
+            let first = message.lines().next().unwrap_or("invalid YAML").to_string();
+            Err(LoadError::Parse {
+                location: format!("{file}:{line}"),
+                message: format!("invalid YAML: {first}"),
+            })
+        }
+    }
+}
+
+/// `kind: List` (and `*List`) documents contribute their items.
+fn flatten_lists(doc: Value) -> Vec<Value> {
+    let is_list = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"))
+        && doc.get("items").is_some_and(Value::is_array);
+    if is_list {
+        match doc {
+            Value::Object(mut m) => match m.remove("items") {
+                Some(Value::Array(items)) => items.into_iter().flat_map(flatten_lists).collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    } else if let Value::Array(items) = doc {
+        items.into_iter().flat_map(flatten_lists).collect()
+    } else {
+        vec![doc]
+    }
+}

@@ -1,0 +1,3 @@
+//! The offline commands (`check`, `render`, `crds`) and the input loader they share.
+
+pub mod load;

@@ -1,0 +1,62 @@
+//! The pure core: defaults, rules, snapshot and expansion. No I/O happens below this module,
+//! so `check`, `render` and the admission server all call exactly the same code.
+
+pub mod defaults;
+pub mod expand;
+pub mod findings;
+pub mod names;
+pub mod object;
+pub mod rules;
+pub mod selectors;
+pub mod snapshot;
+
+pub use findings::{Finding, ObjectId, Severity};
+pub use object::{GlooKind, Object};
+pub use snapshot::Snapshot;
+
+/// Settings that change verdicts or output; the same flags on `check`, `render` and `serve`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The cluster we run in; references to other clusters cannot be checked (warning).
+    pub cluster_name: String,
+    /// Trust domain of AuthorizationPolicy principals (Istio's default, not Gloo's cluster name).
+    pub trust_domain: String,
+    /// Turns E23 and V21 into errors (DESIGN §9).
+    pub strict: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cluster_name: "cluster1".to_string(),
+            trust_domain: "cluster.local".to_string(),
+            strict: false,
+        }
+    }
+}
+
+/// What the apiserver is doing to the object under review. `check` always validates as Create.
+#[derive(Clone, Copy, Debug)]
+pub enum Operation<'a> {
+    Create,
+    /// Update with the stored object before the change.
+    Update(&'a Object),
+    Delete,
+}
+
+/// Offline check of a set of objects against each other: default everything, index it, and
+/// validate each Gloo object. Findings are sorted by object, then rule order of discovery.
+pub fn check(objects: &[Object], opts: &Options) -> Vec<Finding> {
+    let snapshot = Snapshot::new(
+        objects
+            .iter()
+            .cloned()
+            .map(|o| defaults::default_object(o, opts)),
+        opts,
+    );
+    let mut out = Vec::new();
+    for obj in objects {
+        out.extend(rules::validate(obj, &snapshot, opts, Operation::Create));
+    }
+    out
+}

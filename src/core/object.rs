@@ -1,0 +1,160 @@
+//! One input object of any kind the core understands, decoded from raw JSON.
+
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::api::{AccessPolicy, ExternalService, VirtualGateway};
+
+use super::findings::ObjectId;
+
+/// The Gloo kinds we admit (the ones with rules and companions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GlooKind {
+    ExternalService,
+    VirtualGateway,
+    AccessPolicy,
+}
+
+impl GlooKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GlooKind::ExternalService => "ExternalService",
+            GlooKind::VirtualGateway => "VirtualGateway",
+            GlooKind::AccessPolicy => "AccessPolicy",
+        }
+    }
+
+    pub fn group(self) -> &'static str {
+        match self {
+            GlooKind::ExternalService | GlooKind::VirtualGateway => crate::api::NETWORKING_GROUP,
+            GlooKind::AccessPolicy => crate::api::SECURITY_GROUP,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    ExternalService(ExternalService),
+    VirtualGateway(VirtualGateway),
+    AccessPolicy(AccessPolicy),
+    Service(Service),
+    ServiceAccount(ServiceAccount),
+}
+
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    /// Not one of the kinds we read; callers skip it with a note.
+    #[error("{api_version} {kind} is not a kind egress-webhook handles")]
+    Unhandled { api_version: String, kind: String },
+    #[error("{kind} {name}: {path}: {message}")]
+    Invalid {
+        kind: String,
+        name: String,
+        path: String,
+        message: String,
+    },
+}
+
+impl Object {
+    /// Decode by `apiVersion` and `kind`. Type errors name the field path.
+    pub fn from_value(value: Value) -> Result<Object, DecodeError> {
+        let api_version = value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("<unnamed>")
+            .to_string();
+        let invalid = |e: serde_path_to_error::Error<serde_json::Error>| DecodeError::Invalid {
+            kind: kind.clone(),
+            name: name.clone(),
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        };
+        let obj = match (api_version.as_str(), kind.as_str()) {
+            ("networking.gloo.solo.io/v2", "ExternalService") => {
+                Object::ExternalService(serde_path_to_error::deserialize(value).map_err(invalid)?)
+            }
+            ("networking.gloo.solo.io/v2", "VirtualGateway") => {
+                Object::VirtualGateway(serde_path_to_error::deserialize(value).map_err(invalid)?)
+            }
+            ("security.policy.gloo.solo.io/v2", "AccessPolicy") => {
+                Object::AccessPolicy(serde_path_to_error::deserialize(value).map_err(invalid)?)
+            }
+            ("v1", "Service") => {
+                Object::Service(serde_path_to_error::deserialize(value).map_err(invalid)?)
+            }
+            ("v1", "ServiceAccount") => {
+                Object::ServiceAccount(serde_path_to_error::deserialize(value).map_err(invalid)?)
+            }
+            _ => return Err(DecodeError::Unhandled { api_version, kind }),
+        };
+        Ok(obj)
+    }
+
+    pub fn to_value(&self) -> Value {
+        let v = match self {
+            Object::ExternalService(o) => serde_json::to_value(o),
+            Object::VirtualGateway(o) => serde_json::to_value(o),
+            Object::AccessPolicy(o) => serde_json::to_value(o),
+            Object::Service(o) => serde_json::to_value(o),
+            Object::ServiceAccount(o) => serde_json::to_value(o),
+        };
+        // Serializing plain data structures cannot fail.
+        v.unwrap_or(Value::Null)
+    }
+
+    pub fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Object::ExternalService(o) => &o.metadata,
+            Object::VirtualGateway(o) => &o.metadata,
+            Object::AccessPolicy(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::ServiceAccount(o) => &o.metadata,
+        }
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Object::ExternalService(_) => "ExternalService",
+            Object::VirtualGateway(_) => "VirtualGateway",
+            Object::AccessPolicy(_) => "AccessPolicy",
+            Object::Service(_) => "Service",
+            Object::ServiceAccount(_) => "ServiceAccount",
+        }
+    }
+
+    pub fn gloo_kind(&self) -> Option<GlooKind> {
+        match self {
+            Object::ExternalService(_) => Some(GlooKind::ExternalService),
+            Object::VirtualGateway(_) => Some(GlooKind::VirtualGateway),
+            Object::AccessPolicy(_) => Some(GlooKind::AccessPolicy),
+            _ => None,
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.meta().namespace.as_deref().unwrap_or("default")
+    }
+
+    pub fn name(&self) -> &str {
+        self.meta().name.as_deref().unwrap_or("")
+    }
+
+    pub fn id(&self) -> ObjectId {
+        ObjectId {
+            kind: self.kind_name().to_string(),
+            namespace: self.namespace().to_string(),
+            name: self.name().to_string(),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Validation: every rule of API.md §7, one function per rule id, one file per kind.
+//!
+//! Each kind's `validate` gets the object as written (rules about omitted fields look at that,
+//! DESIGN §9) and its defaulted form (uniqueness and cross-object rules look at that), plus the
+//! snapshot of the other objects.
+
+pub mod access_policy;
+pub mod catalogue;
+pub mod external_service;
+pub mod syntax;
+pub mod virtual_gateway;
+
+use super::{
+    Operation, Options,
+    defaults::default_object,
+    findings::{Finding, Report},
+    object::Object,
+    snapshot::Snapshot,
+};
+
+/// Validate one object against the snapshot. Objects that are not Gloo kinds have no rules.
+pub fn validate(obj: &Object, snap: &Snapshot, opts: &Options, op: Operation<'_>) -> Vec<Finding> {
+    let mut report = Report::new(obj.id(), opts.strict);
+    let defaulted = default_object(obj.clone(), opts);
+    match (obj, &defaulted) {
+        (Object::ExternalService(written), Object::ExternalService(d)) => {
+            external_service::validate(written, d, snap, opts, op, &mut report)
+        }
+        (Object::VirtualGateway(written), Object::VirtualGateway(d)) => {
+            virtual_gateway::validate(written, d, snap, opts, op, &mut report)
+        }
+        (Object::AccessPolicy(written), Object::AccessPolicy(d)) => {
+            access_policy::validate(written, d, snap, opts, op, &mut report)
+        }
+        _ => {}
+    }
+    report.findings
+}

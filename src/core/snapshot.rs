@@ -1,0 +1,401 @@
+//! The objects in scope, indexed so that every reference lookup is a map access, not a scan.
+//!
+//! Objects are stored defaulted (DESIGN §9: cross-object rules see defaulted objects).
+//! `insert`/`remove` keep the indexes in step, so admission can swap in the object under review.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+
+use crate::api::{AccessPolicy, ExternalService, ObjectSelector, VirtualGateway, list, text};
+
+use super::{Options, object::Object, selectors};
+
+/// (namespace, name)
+pub type Key = (String, String);
+
+pub fn key(namespace: &str, name: &str) -> Key {
+    (namespace.to_string(), name.to_string())
+}
+
+fn meta_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Key {
+    key(
+        meta.namespace.as_deref().unwrap_or("default"),
+        meta.name.as_deref().unwrap_or(""),
+    )
+}
+
+/// An AccessPolicy destination entry of kind EXTERNAL_SERVICE: (policy, index in applyToDestinations).
+pub type DestRef = (Key, usize);
+
+#[derive(Default, Clone, Debug)]
+pub struct Snapshot {
+    cluster: String,
+    external_services: BTreeMap<Key, ExternalService>,
+    virtual_gateways: BTreeMap<Key, VirtualGateway>,
+    access_policies: BTreeMap<Key, AccessPolicy>,
+    services: BTreeMap<Key, Service>,
+    service_accounts: BTreeMap<Key, ServiceAccount>,
+
+    /// (namespace, address) → ExternalServices declaring it (E4).
+    es_by_address: HashMap<Key, BTreeSet<Key>>,
+    /// VirtualGateway key → ExternalServices referencing it (V21, expansion).
+    es_by_gateway: HashMap<Key, BTreeSet<Key>>,
+    /// ExternalService name → AccessPolicy destinations naming it (A14, E26).
+    ap_dest_by_name: HashMap<String, BTreeSet<DestRef>>,
+    /// AccessPolicy destinations of kind EXTERNAL_SERVICE that select by labels only.
+    ap_dest_by_labels: BTreeSet<DestRef>,
+    services_by_ns: HashMap<String, BTreeSet<String>>,
+    service_accounts_by_ns: HashMap<String, BTreeSet<String>>,
+}
+
+impl Snapshot {
+    /// Build from already-defaulted objects.
+    pub fn new(objects: impl IntoIterator<Item = Object>, opts: &Options) -> Self {
+        let mut s = Snapshot {
+            cluster: opts.cluster_name.clone(),
+            ..Default::default()
+        };
+        for o in objects {
+            s.insert(o);
+        }
+        s
+    }
+
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// Insert or replace (same kind, namespace and name).
+    pub fn insert(&mut self, obj: Object) {
+        self.remove(&obj);
+        match obj {
+            Object::ExternalService(es) => {
+                let k = meta_key(&es.metadata);
+                for a in list(&es.spec.addresses) {
+                    self.es_by_address
+                        .entry(key(&k.0, a))
+                        .or_default()
+                        .insert(k.clone());
+                }
+                for gw in gateway_refs(&es, &self.cluster) {
+                    self.es_by_gateway.entry(gw).or_default().insert(k.clone());
+                }
+                self.external_services.insert(k, es);
+            }
+            Object::VirtualGateway(vg) => {
+                self.virtual_gateways.insert(meta_key(&vg.metadata), vg);
+            }
+            Object::AccessPolicy(ap) => {
+                let k = meta_key(&ap.metadata);
+                for (i, sel) in external_service_destinations(&ap) {
+                    match text(&sel.name) {
+                        "" => {
+                            self.ap_dest_by_labels.insert((k.clone(), i));
+                        }
+                        name => {
+                            self.ap_dest_by_name
+                                .entry(name.to_string())
+                                .or_default()
+                                .insert((k.clone(), i));
+                        }
+                    }
+                }
+                self.access_policies.insert(k, ap);
+            }
+            Object::Service(svc) => {
+                let k = meta_key(&svc.metadata);
+                self.services_by_ns
+                    .entry(k.0.clone())
+                    .or_default()
+                    .insert(k.1.clone());
+                self.services.insert(k, svc);
+            }
+            Object::ServiceAccount(sa) => {
+                let k = meta_key(&sa.metadata);
+                self.service_accounts_by_ns
+                    .entry(k.0.clone())
+                    .or_default()
+                    .insert(k.1.clone());
+                self.service_accounts.insert(k, sa);
+            }
+        }
+    }
+
+    /// Remove the object with this kind, namespace and name (the rest of `obj` is ignored).
+    pub fn remove(&mut self, obj: &Object) {
+        let k = meta_key(obj.meta());
+        match obj {
+            Object::ExternalService(_) => {
+                if let Some(old) = self.external_services.remove(&k) {
+                    for a in list(&old.spec.addresses) {
+                        remove_from(&mut self.es_by_address, &key(&k.0, a), &k);
+                    }
+                    for gw in gateway_refs(&old, &self.cluster) {
+                        remove_from(&mut self.es_by_gateway, &gw, &k);
+                    }
+                }
+            }
+            Object::VirtualGateway(_) => {
+                self.virtual_gateways.remove(&k);
+            }
+            Object::AccessPolicy(_) => {
+                if let Some(old) = self.access_policies.remove(&k) {
+                    for (i, sel) in external_service_destinations(&old) {
+                        match text(&sel.name) {
+                            "" => {
+                                self.ap_dest_by_labels.remove(&(k.clone(), i));
+                            }
+                            name => remove_from(
+                                &mut self.ap_dest_by_name,
+                                &name.to_string(),
+                                &(k.clone(), i),
+                            ),
+                        }
+                    }
+                }
+            }
+            Object::Service(_) => {
+                if self.services.remove(&k).is_some() {
+                    remove_from(&mut self.services_by_ns, &k.0, &k.1);
+                }
+            }
+            Object::ServiceAccount(_) => {
+                if self.service_accounts.remove(&k).is_some() {
+                    remove_from(&mut self.service_accounts_by_ns, &k.0, &k.1);
+                }
+            }
+        }
+    }
+
+    pub fn external_service(&self, namespace: &str, name: &str) -> Option<&ExternalService> {
+        self.external_services.get(&key(namespace, name))
+    }
+    pub fn virtual_gateway(&self, namespace: &str, name: &str) -> Option<&VirtualGateway> {
+        self.virtual_gateways.get(&key(namespace, name))
+    }
+    pub fn access_policy(&self, namespace: &str, name: &str) -> Option<&AccessPolicy> {
+        self.access_policies.get(&key(namespace, name))
+    }
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
+        self.services.get(&key(namespace, name))
+    }
+    pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ServiceAccount> {
+        self.service_accounts.get(&key(namespace, name))
+    }
+
+    pub fn external_services(&self) -> impl Iterator<Item = &ExternalService> {
+        self.external_services.values()
+    }
+    pub fn virtual_gateways(&self) -> impl Iterator<Item = &VirtualGateway> {
+        self.virtual_gateways.values()
+    }
+    pub fn access_policies(&self) -> impl Iterator<Item = &AccessPolicy> {
+        self.access_policies.values()
+    }
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.services.values()
+    }
+
+    /// ExternalServices in `namespace` (other than `except`) that declare `address` (E4).
+    pub fn external_services_with_address(
+        &self,
+        namespace: &str,
+        address: &str,
+        except: &Key,
+    ) -> Vec<&Key> {
+        self.es_by_address
+            .get(&key(namespace, address))
+            .map(|s| s.iter().filter(|k| *k != except).collect())
+            .unwrap_or_default()
+    }
+
+    /// ExternalServices whose `virtualGatewayRefs` name this VirtualGateway (local cluster only).
+    pub fn external_services_using_gateway(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Vec<&ExternalService> {
+        self.es_by_gateway
+            .get(&key(namespace, name))
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.external_services.get(k))
+            .collect()
+    }
+
+    /// AccessPolicies with an EXTERNAL_SERVICE destination that selects `es` (in any order of
+    /// discovery; sorted by key). Policies with `applyToWorkloads` are skipped: their
+    /// destinations are ignored (A4).
+    pub fn access_policies_selecting(&self, es: &ExternalService) -> Vec<&AccessPolicy> {
+        let name = es.metadata.name.as_deref().unwrap_or("");
+        let by_name = self.ap_dest_by_name.get(name).into_iter().flatten();
+        let mut keys: BTreeSet<&Key> = BTreeSet::new();
+        for (ap_key, i) in by_name.chain(self.ap_dest_by_labels.iter()) {
+            if keys.contains(ap_key) {
+                continue;
+            }
+            let Some(ap) = self.access_policies.get(ap_key) else {
+                continue;
+            };
+            if !list(&ap.spec.apply_to_workloads).is_empty() {
+                continue;
+            }
+            let Some(sel) = list(&ap.spec.apply_to_destinations)
+                .get(*i)
+                .and_then(|d| d.selector.as_ref())
+            else {
+                continue;
+            };
+            if self.selects_external_service(sel, es) {
+                keys.insert(ap_key);
+            }
+        }
+        keys.into_iter()
+            .filter_map(|k| self.access_policies.get(k))
+            .collect()
+    }
+
+    /// Does an ExternalService destination selector pick `es`? Omitted namespace = any namespace;
+    /// a selector for another cluster picks nothing here.
+    pub fn selects_external_service(&self, sel: &ObjectSelector, es: &ExternalService) -> bool {
+        selectors::is_local_cluster(text(&sel.cluster), &self.cluster)
+            && selectors::object_selector_matches(
+                sel,
+                None,
+                es.metadata.namespace.as_deref().unwrap_or("default"),
+                es.metadata.name.as_deref().unwrap_or(""),
+                es.metadata.labels.as_ref(),
+            )
+    }
+
+    /// ExternalServices an EXTERNAL_SERVICE destination selector picks (sorted by key).
+    pub fn external_services_selected(&self, sel: &ObjectSelector) -> Vec<&ExternalService> {
+        if !selectors::is_local_cluster(text(&sel.cluster), &self.cluster) {
+            return Vec::new();
+        }
+        match (text(&sel.namespace), text(&sel.name)) {
+            (ns, name) if !ns.is_empty() && !name.is_empty() => self
+                .external_service(ns, name)
+                .filter(|es| self.selects_external_service(sel, es))
+                .into_iter()
+                .collect(),
+            _ => self
+                .external_services
+                .values()
+                .filter(|es| self.selects_external_service(sel, es))
+                .collect(),
+        }
+    }
+
+    /// Services a `workloads[]` selector picks: by name or by labels matched against the
+    /// Service's `spec.selector` (the gateway pods' labels), in the selector's namespace or
+    /// `default_namespace` (DESIGN §9 V20).
+    pub fn services_selected(
+        &self,
+        sel: &ObjectSelector,
+        default_namespace: &str,
+    ) -> Vec<&Service> {
+        if !selectors::is_local_cluster(text(&sel.cluster), &self.cluster) {
+            return Vec::new();
+        }
+        let ns = match text(&sel.namespace) {
+            "" => default_namespace,
+            ns => ns,
+        };
+        let pod_labels =
+            |svc: &Service| svc.spec.as_ref().and_then(|s| s.selector.as_ref()).cloned();
+        match text(&sel.name) {
+            "" => self
+                .services_by_ns
+                .get(ns)
+                .into_iter()
+                .flatten()
+                .filter_map(|name| self.services.get(&key(ns, name)))
+                .filter(|svc| {
+                    selectors::labels_match(sel.labels.as_ref(), pod_labels(svc).as_ref())
+                })
+                .collect(),
+            name => self
+                .service(ns, name)
+                .filter(|svc| {
+                    selectors::labels_match(sel.labels.as_ref(), pod_labels(svc).as_ref())
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// ServiceAccounts an identity selector picks (omitted namespace = any namespace).
+    pub fn service_accounts_selected(&self, sel: &ObjectSelector) -> Vec<&ServiceAccount> {
+        if !selectors::is_local_cluster(text(&sel.cluster), &self.cluster) {
+            return Vec::new();
+        }
+        let matches = |sa: &&ServiceAccount| {
+            selectors::object_selector_matches(
+                sel,
+                None,
+                sa.metadata.namespace.as_deref().unwrap_or("default"),
+                sa.metadata.name.as_deref().unwrap_or(""),
+                sa.metadata.labels.as_ref(),
+            )
+        };
+        match (text(&sel.namespace), text(&sel.name)) {
+            (ns, name) if !ns.is_empty() && !name.is_empty() => self
+                .service_account(ns, name)
+                .filter(matches)
+                .into_iter()
+                .collect(),
+            (ns, _) if !ns.is_empty() => self
+                .service_accounts_by_ns
+                .get(ns)
+                .into_iter()
+                .flatten()
+                .filter_map(|n| self.service_accounts.get(&key(ns, n)))
+                .filter(matches)
+                .collect(),
+            _ => self.service_accounts.values().filter(matches).collect(),
+        }
+    }
+}
+
+/// The local-cluster VirtualGateway keys an ExternalService routes through (defaulted refs).
+fn gateway_refs(es: &ExternalService, cluster: &str) -> Vec<Key> {
+    let own_ns = es.metadata.namespace.as_deref().unwrap_or("default");
+    let mut out = Vec::new();
+    for port in list(&es.spec.ports) {
+        let Some(routes) = &port.egress_gateway_routes else {
+            continue;
+        };
+        for r in list(&routes.virtual_gateway_refs) {
+            if !selectors::is_local_cluster(text(&r.cluster), cluster) {
+                continue;
+            }
+            let ns = match text(&r.namespace) {
+                "" => own_ns,
+                ns => ns,
+            };
+            out.push(key(ns, text(&r.name)));
+        }
+    }
+    out
+}
+
+/// `applyToDestinations` entries of kind EXTERNAL_SERVICE, with their index.
+pub fn external_service_destinations(ap: &AccessPolicy) -> Vec<(usize, &ObjectSelector)> {
+    list(&ap.spec.apply_to_destinations)
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| text(&d.kind) == "EXTERNAL_SERVICE")
+        .filter_map(|(i, d)| d.selector.as_ref().map(|s| (i, s)))
+        .collect()
+}
+
+fn remove_from<K: std::hash::Hash + Eq, V: Ord>(map: &mut HashMap<K, BTreeSet<V>>, k: &K, v: &V) {
+    if let Some(set) = map.get_mut(k) {
+        set.remove(v);
+        if set.is_empty() {
+            map.remove(k);
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! egress-webhook: Gloo Mesh v2 egress kinds (ExternalService, VirtualGateway, AccessPolicy)
+//! admitted, defaulted, validated and expanded into Istio objects.
+//!
+//! `api` holds the types, `core` the pure logic (no I/O), `istio` the generated Istio objects,
+//! `cli` the offline commands.
+
+pub mod api;
+pub mod cli;
+pub mod core;

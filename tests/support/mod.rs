@@ -1,0 +1,39 @@
+//! Shared test helpers: the seed objects of the running example and object lookup.
+#![allow(dead_code)]
+
+use egress_webhook::cli::load::{LoadResult, load_inputs, load_text};
+use egress_webhook::core::Object;
+
+pub fn repo_path(rel: &str) -> String {
+    format!("{}/{}", env!("CARGO_MANIFEST_DIR"), rel)
+}
+
+/// The running example (DESIGN §2) as committed under manifests/examples.
+pub fn seed() -> Vec<Object> {
+    let loaded = load_inputs(&[repo_path("manifests/examples")]).expect("seed loads");
+    loaded.objects.into_iter().map(|l| l.object).collect()
+}
+
+/// Parse YAML text (multi-document) into objects.
+pub fn objects(yaml: &str) -> Vec<Object> {
+    let mut out = LoadResult::default();
+    load_text("<test>", yaml, &mut out).expect("test YAML parses");
+    out.objects.into_iter().map(|l| l.object).collect()
+}
+
+/// "Kind namespace/name"
+pub fn id_string(o: &Object) -> String {
+    o.id().to_string()
+}
+
+/// Replace objects with the same kind/namespace/name, append the rest.
+pub fn overlay(base: Vec<Object>, extra: Vec<Object>) -> Vec<Object> {
+    let mut out = base;
+    for o in extra {
+        match out.iter().position(|b| id_string(b) == id_string(&o)) {
+            Some(i) => out[i] = o,
+            None => out.push(o),
+        }
+    }
+    out
+}
