@@ -1,1 +1,54 @@
-fn main() {}
+//! egress-webhook: flags and wiring only. The work happens in the library (`cli`, `core`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use egress_webhook::cli::{self, check::CheckArgs, render::RenderArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "egress-webhook",
+    version,
+    about = "Gloo Mesh v2 egress kinds on plain Istio: admission webhook and offline tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Default, validate and cross-check objects from files (exit 0: no errors, 1: errors, 2: usage/parse).
+    Check(CheckArgs),
+    /// Print the Istio objects the webhook would write for the objects in the files.
+    Render(RenderArgs),
+    /// Print the CustomResourceDefinitions of ExternalService, VirtualGateway and AccessPolicy.
+    Crds,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // clap uses 0 for --help/--version and 2 for usage errors, as we do.
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let code = match cli.command {
+        Command::Check(args) => cli::check::run(&args, &mut out, &mut err),
+        Command::Render(args) => cli::render::run(&args, &mut out, &mut err),
+        Command::Crds => match cli::crds::render() {
+            Ok(text) => {
+                print!("{text}");
+                cli::EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                cli::EXIT_USAGE
+            }
+        },
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}

@@ -1,0 +1,19 @@
+//! `egress-webhook crds`: the CustomResourceDefinitions of the three kinds, from the Rust types.
+
+use kube::CustomResourceExt;
+
+use crate::api::{AccessPolicy, ExternalService, VirtualGateway};
+
+/// All three CRDs as one multi-document YAML text (the content of manifests/crds/).
+pub fn render() -> Result<String, serde_saphyr::SerializeError> {
+    let mut text = String::new();
+    for crd in [
+        ExternalService::crd(),
+        VirtualGateway::crd(),
+        AccessPolicy::crd(),
+    ] {
+        text.push_str("---\n");
+        text.push_str(&serde_saphyr::to_string(&crd)?);
+    }
+    Ok(text)
+}
