@@ -20,17 +20,28 @@ use super::{
 
 /// Validate one object against the snapshot. Objects that are not Gloo kinds have no rules.
 pub fn validate(obj: &Object, snap: &Snapshot, opts: &Options, op: Operation<'_>) -> Vec<Finding> {
-    let mut report = Report::new(obj.id(), opts.strict);
-    let defaulted = default_object(obj.clone(), opts);
-    match (obj, &defaulted) {
-        (Object::ExternalService(written), Object::ExternalService(d)) => {
-            external_service::validate(written, d, snap, opts, op, &mut report)
+    validate_defaulted(obj, &default_object(obj.clone(), opts), snap, opts, op)
+}
+
+/// `validate` for a caller that already holds the defaulted object (`check` defaults each object
+/// once for the snapshot and reuses it here).
+pub fn validate_defaulted(
+    written: &Object,
+    defaulted: &Object,
+    snap: &Snapshot,
+    opts: &Options,
+    op: Operation<'_>,
+) -> Vec<Finding> {
+    let mut report = Report::new(written.id(), opts.strict);
+    match (written, defaulted) {
+        (Object::ExternalService(w), Object::ExternalService(d)) => {
+            external_service::validate(w, d, snap, opts, op, &mut report)
         }
-        (Object::VirtualGateway(written), Object::VirtualGateway(d)) => {
-            virtual_gateway::validate(written, d, snap, opts, op, &mut report)
+        (Object::VirtualGateway(w), Object::VirtualGateway(d)) => {
+            virtual_gateway::validate(w, d, snap, opts, op, &mut report)
         }
-        (Object::AccessPolicy(written), Object::AccessPolicy(d)) => {
-            access_policy::validate(written, d, snap, opts, op, &mut report)
+        (Object::AccessPolicy(w), Object::AccessPolicy(d)) => {
+            access_policy::validate(w, d, snap, opts, op, &mut report)
         }
         _ => {}
     }
