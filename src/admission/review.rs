@@ -1,0 +1,333 @@
+//! AdmissionReview in and out, and the decision for one review: decode, call the core, encode.
+//! Pure: no I/O, no clock. The HTTP handler (`handlers`) adds metrics, tracing and limits.
+//!
+//! Decision on bad input: a body that is not an `admission.k8s.io/v1` AdmissionReview with a
+//! request and a uid gets HTTP 400 (with an AdmissionReview carrying `allowed: false` and the
+//! reason). A well-formed review whose object does not decode into its kind gets HTTP 200 with
+//! `allowed: false` and status code 422: the apiserver shows a webhook's message only from a 200
+//! answer, and the user should read "spec.ports[0].number: invalid type", not "failed calling webhook".
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::core::{
+    Finding, Object, Operation, Options, Severity, Snapshot,
+    defaults::default_object,
+    object::{DecodeError, GlooKind},
+    rules::validate_defaulted,
+};
+
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct ReviewIn {
+    api_version: Option<String>,
+    kind: Option<String>,
+    request: Option<RequestIn>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestIn {
+    pub uid: Option<String>,
+    pub kind: Option<GroupVersionKind>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub operation: Option<String>,
+    pub object: Option<Value>,
+    pub old_object: Option<Value>,
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Deserialize, Debug, Default, Clone)]
+pub struct GroupVersionKind {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewOut {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub response: ResponseOut,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseOut {
+    pub uid: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusOut>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<&'static str>,
+    /// Base64 of the JSONPatch, as the apiserver's Go decoder expects a `[]byte`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct StatusOut {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Mutate,
+    Validate,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Mutate => "mutate",
+            Endpoint::Validate => "validate",
+        }
+    }
+}
+
+/// The verdict, for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Patched,
+    Denied,
+    /// The review itself could not be read (HTTP 4xx).
+    Invalid,
+    /// Not one of our kinds: allowed untouched.
+    Ignored,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Patched => "patched",
+            Verdict::Denied => "denied",
+            Verdict::Invalid => "invalid",
+            Verdict::Ignored => "ignored",
+        }
+    }
+}
+
+/// What one review came to.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub http_status: u16,
+    pub review: ReviewOut,
+    pub verdict: Verdict,
+    pub uid: String,
+    pub kind: String,
+    pub operation: String,
+    pub namespace: String,
+    pub name: String,
+    pub dry_run: bool,
+    pub findings: Vec<Finding>,
+}
+
+impl Outcome {
+    fn new(req: &RequestIn) -> Self {
+        Outcome {
+            http_status: 200,
+            review: review(ResponseOut { uid: req.uid.clone().unwrap_or_default(), allowed: true, ..Default::default() }),
+            verdict: Verdict::Allowed,
+            uid: req.uid.clone().unwrap_or_default(),
+            kind: req.kind.as_ref().map(|k| k.kind.clone()).unwrap_or_default(),
+            operation: req.operation.clone().unwrap_or_default(),
+            namespace: req.namespace.clone().unwrap_or_default(),
+            name: req.name.clone().unwrap_or_default(),
+            dry_run: req.dry_run.unwrap_or(false),
+            findings: Vec::new(),
+        }
+    }
+
+    fn invalid(uid: Option<String>, message: String) -> Self {
+        let uid = uid.unwrap_or_default();
+        Outcome {
+            http_status: 400,
+            review: review(ResponseOut {
+                uid: uid.clone(),
+                allowed: false,
+                status: Some(StatusOut { code: 400, reason: "BadRequest", message }),
+                ..Default::default()
+            }),
+            verdict: Verdict::Invalid,
+            uid,
+            kind: String::new(),
+            operation: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+            dry_run: false,
+            findings: Vec::new(),
+        }
+    }
+
+    fn deny(&mut self, code: u16, reason: &'static str, message: String) {
+        self.verdict = Verdict::Denied;
+        self.review.response.allowed = false;
+        self.review.response.status = Some(StatusOut { code, reason, message });
+    }
+}
+
+fn review(response: ResponseOut) -> ReviewOut {
+    ReviewOut { api_version: API_VERSION, kind: "AdmissionReview", response }
+}
+
+/// A response to a body we could not read at all (used by the HTTP layer for limits too).
+pub fn rejection(code: u16, reason: &'static str, message: String) -> ReviewOut {
+    review(ResponseOut {
+        allowed: false,
+        status: Some(StatusOut { code, reason, message }),
+        ..Default::default()
+    })
+}
+
+/// The Gloo kind of a request, by group and kind (any version: matchPolicy Equivalent).
+fn gloo_kind(gvk: &GroupVersionKind) -> Option<GlooKind> {
+    match (gvk.group.as_str(), gvk.kind.as_str()) {
+        ("networking.gloo.solo.io", "ExternalService") => Some(GlooKind::ExternalService),
+        ("networking.gloo.solo.io", "VirtualGateway") => Some(GlooKind::VirtualGateway),
+        ("security.policy.gloo.solo.io", "AccessPolicy") => Some(GlooKind::AccessPolicy),
+        _ => None,
+    }
+}
+
+/// Decode the body into a request, or the 400 outcome that says why not.
+fn decode(body: &[u8]) -> Result<RequestIn, Box<Outcome>> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Box::new(Outcome::invalid(None, format!("the body is not JSON: {e}"))))?;
+    let uid_hint = value.pointer("/request/uid").and_then(Value::as_str).map(str::to_string);
+    let review: ReviewIn = serde_json::from_value(value)
+        .map_err(|e| Box::new(Outcome::invalid(uid_hint.clone(), format!("the body is not an AdmissionReview: {e}"))))?;
+    if review.kind.as_deref() != Some("AdmissionReview") {
+        return Err(Box::new(Outcome::invalid(uid_hint, format!("kind is {:?}, not \"AdmissionReview\"", review.kind.unwrap_or_default()))));
+    }
+    if review.api_version.as_deref() != Some(API_VERSION) {
+        return Err(Box::new(Outcome::invalid(
+            uid_hint,
+            format!("apiVersion is {:?}; only {API_VERSION} is served (set admissionReviewVersions: [v1])", review.api_version.unwrap_or_default()),
+        )));
+    }
+    let Some(request) = review.request else {
+        return Err(Box::new(Outcome::invalid(None, "the AdmissionReview has no request".to_string())));
+    };
+    if request.uid.as_deref().is_none_or(str::is_empty) {
+        return Err(Box::new(Outcome::invalid(None, "the AdmissionReview request has no uid".to_string())));
+    }
+    Ok(request)
+}
+
+/// Decode the request's object into our types; the 422 denial on a schema mismatch.
+fn typed(value: &Value, outcome: &mut Outcome) -> Option<Object> {
+    match Object::from_value(value.clone()) {
+        Ok(o) => Some(o),
+        Err(DecodeError::Invalid { path, message, .. }) => {
+            let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
+            outcome.deny(422, "Invalid", format!("{id}: {path}: {message}"));
+            None
+        }
+        Err(DecodeError::Unhandled { api_version, kind }) => {
+            outcome.deny(422, "Invalid", format!("the object is {api_version} {kind}, which does not match the request kind"));
+            None
+        }
+    }
+}
+
+/// Handle one review body at `endpoint`.
+pub fn handle(endpoint: Endpoint, body: &[u8], snap: &Snapshot, opts: &Options) -> Outcome {
+    let req = match decode(body) {
+        Ok(r) => r,
+        Err(outcome) => return *outcome,
+    };
+    let mut outcome = Outcome::new(&req);
+    if req.kind.as_ref().and_then(gloo_kind).is_none() {
+        outcome.verdict = Verdict::Ignored;
+        return outcome;
+    }
+    match endpoint {
+        Endpoint::Mutate => mutate(&req, &mut outcome, opts),
+        Endpoint::Validate => validate(&req, &mut outcome, snap, opts),
+    }
+    outcome
+}
+
+/// Defaults as a JSONPatch computed against the raw object: the typed before/after pair names
+/// only the fields we default, and the patch is checked to apply to the raw JSON, so fields we
+/// do not know survive (typed structs drop them).
+fn mutate(req: &RequestIn, outcome: &mut Outcome, opts: &Options) {
+    if !matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE")) {
+        return;
+    }
+    let Some(raw) = &req.object else {
+        outcome.deny(400, "BadRequest", format!("{} request without an object", outcome.operation));
+        return;
+    };
+    let Some(obj) = typed(raw, outcome) else { return };
+    let before = obj.to_value();
+    let after = default_object(obj, opts).to_value();
+    let patch = json_patch::diff(&before, &after);
+    if patch.0.is_empty() {
+        return;
+    }
+    let mut check = raw.clone();
+    if let Err(e) = json_patch::patch(&mut check, &patch) {
+        outcome.deny(500, "InternalError", format!("the defaults patch does not apply to the object: {e}"));
+        return;
+    }
+    match serde_json::to_vec(&patch) {
+        Ok(bytes) => {
+            outcome.verdict = Verdict::Patched;
+            outcome.review.response.patch_type = Some("JSONPatch");
+            outcome.review.response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+        }
+        Err(e) => outcome.deny(500, "InternalError", format!("encoding the patch: {e}")),
+    }
+}
+
+fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Options) {
+    let findings = match req.operation.as_deref() {
+        Some("CREATE" | "UPDATE") => {
+            let Some(raw) = &req.object else {
+                outcome.deny(400, "BadRequest", format!("{} request without an object", outcome.operation));
+                return;
+            };
+            let Some(obj) = typed(raw, outcome) else { return };
+            // An old object we cannot read is validated as a create: no finding depends on it
+            // but V21, which only warns.
+            let old = req.old_object.as_ref().and_then(|o| Object::from_value(o.clone()).ok());
+            let op = match (&old, req.operation.as_deref()) {
+                (Some(old), Some("UPDATE")) => Operation::Update(old),
+                _ => Operation::Create,
+            };
+            let defaulted = default_object(obj.clone(), opts);
+            validate_defaulted(&obj, &defaulted, snap, opts, op)
+        }
+        Some("DELETE") => {
+            // The apiserver sends the stored object as oldObject on DELETE.
+            let Some(old) = req.old_object.as_ref().and_then(|o| Object::from_value(o.clone()).ok()) else {
+                return;
+            };
+            let defaulted = default_object(old.clone(), opts);
+            validate_defaulted(&old, &defaulted, snap, opts, Operation::Delete)
+        }
+        _ => Vec::new(),
+    };
+    outcome.review.response.warnings =
+        findings.iter().filter(|f| f.severity == Severity::Warning).map(Finding::summary).collect();
+    let errors: Vec<String> = findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.to_string()).collect();
+    if !errors.is_empty() {
+        outcome.deny(422, "Invalid", errors.join("\n"));
+    }
+    outcome.findings = findings;
+}
