@@ -4,7 +4,9 @@
 //! `api` holds the types, `core` the pure logic (no I/O), `istio` the generated Istio objects,
 //! `cli` the offline commands.
 
+pub mod admission;
 pub mod api;
+pub mod catalog;
 pub mod cli;
 pub mod core;
 pub mod istio;

@@ -62,6 +62,17 @@ impl Snapshot {
         s
     }
 
+    /// Objects per kind.
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("ExternalService", self.external_services.len()),
+            ("VirtualGateway", self.virtual_gateways.len()),
+            ("AccessPolicy", self.access_policies.len()),
+            ("Service", self.services.len()),
+            ("ServiceAccount", self.service_accounts.len()),
+        ]
+    }
+
     pub fn cluster(&self) -> &str {
         &self.cluster
     }

@@ -79,9 +79,12 @@ pub fn parse_scoped_host(s: &str) -> Option<(Option<&str>, &str)> {
     {
         return None;
     }
-    let host_ok = host == "*"
-        || is_fqdn(&host.to_ascii_lowercase())
-        || is_wildcard_fqdn(&host.to_ascii_lowercase());
+    let lower = host.to_ascii_lowercase();
+    // Istio accepts a wildcard over a single label (`*.org`) in Gateway hosts; so do we here.
+    let wildcard_ok = lower.strip_prefix("*.").is_some_and(|rest| {
+        rest.split('.').all(is_host_label) && !rest.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    });
+    let host_ok = host == "*" || is_fqdn(&lower) || wildcard_ok;
     host_ok.then_some((ns, host))
 }
 

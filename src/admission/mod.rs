@@ -1,0 +1,14 @@
+//! The admission server: HTTPS `/mutate` and `/validate` for the three Gloo kinds.
+//!
+//! `review` decodes a review, calls the pure core and encodes the answer; `handlers` adds
+//! metrics, tracing and the per-review deadline; `server` adds TLS (with hot reload), limits and
+//! graceful shutdown. The core never sees HTTP.
+
+pub mod handlers;
+pub mod limits;
+pub mod metrics;
+pub mod review;
+pub mod server;
+pub mod tls;
+
+pub use server::{Running, ServeConfig, start};

@@ -1,0 +1,207 @@
+//! The HTTPS server: router, limits, TLS with hot reload, a plain-HTTP metrics listener, and
+//! graceful shutdown (`/readyz` false at once, new connections for `shutdown_delay` more so that
+//! endpoints can drop us, then in-flight reviews finish within `shutdown_grace`).
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+use axum_server::{Handle, tls_rustls::RustlsConfig};
+use thiserror::Error;
+use tokio::sync::oneshot;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::catalog::Catalog;
+use crate::core::Options;
+
+use super::{
+    handlers::{self, AppState},
+    limits::ConnectionLimit,
+    metrics::Metrics,
+    tls::{self, CertFiles},
+};
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    pub cert: CertFiles,
+    /// Bodies above this get 413. The apiserver sends at most 3 MiB of object, and an UPDATE
+    /// review carries the object and the old object: the default leaves room for both.
+    pub max_body_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub review_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_delay: Duration,
+    pub shutdown_grace: Duration,
+    pub cert_poll_interval: Duration,
+}
+
+impl ServeConfig {
+    pub fn new(listen: SocketAddr, cert: CertFiles) -> Self {
+        ServeConfig {
+            listen,
+            metrics_listen: None,
+            cert,
+            max_body_bytes: 7 << 20,
+            header_read_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+            review_timeout: Duration::from_secs(8),
+            max_connections: 1024,
+            shutdown_delay: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(20),
+            cert_poll_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("serving certificate: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("{what} {addr}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let reviews = Router::new()
+        .route("/mutate", post(handlers::mutate))
+        .route("/validate", post(handlers::validate))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), handlers::deadline))
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    Router::new()
+        .merge(reviews)
+        .merge(probes(state.clone()))
+        .layer(CatchPanicLayer::custom(handlers::panic_response))
+        .with_state(state)
+}
+
+fn probes(_state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+}
+
+/// A running server: its addresses, and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Begin the graceful shutdown (as SIGTERM does); await `done` for the end.
+    pub fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Load the certificate, bind, and serve in the background until `shutdown()` (or the returned
+/// sender is dropped).
+pub async fn start(cfg: ServeConfig, catalog: Arc<Catalog>, opts: Options) -> Result<Running, ServeError> {
+    let loaded = tls::load(&cfg.cert)?;
+    let metrics = Arc::new(Metrics::new());
+    if let Some(t) = loaded.not_after {
+        metrics.cert_expiry.set(t);
+    }
+    let state = AppState {
+        catalog,
+        opts,
+        metrics: metrics.clone(),
+        cert_loaded: Arc::new(AtomicBool::new(true)),
+        shutting_down: Arc::new(AtomicBool::new(false)),
+        review_timeout: cfg.review_timeout,
+    };
+    let rustls = RustlsConfig::from_config(loaded.config);
+    let watcher = tokio::spawn(tls::watch(cfg.cert.clone(), rustls.clone(), loaded.digest, cfg.cert_poll_interval, {
+        let metrics = metrics.clone();
+        move |not_after| {
+            if let Some(t) = not_after {
+                metrics.cert_expiry.set(t);
+            }
+        }
+    }));
+
+    let handle: Handle<SocketAddr> = Handle::new();
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+        .handshake_timeout(cfg.handshake_timeout)
+        .acceptor(ConnectionLimit::new(cfg.max_connections));
+    let mut server = axum_server::bind(cfg.listen)
+        .acceptor(acceptor)
+        .handle(handle.clone())
+        .first_request_timeout(cfg.header_read_timeout)
+        .accept_error_handler(|addr: Option<&SocketAddr>, e: &std::io::Error| {
+            tracing::debug!(peer = ?addr, error = %e, "connection not accepted");
+        });
+    // Slow or stalled headers (one byte a second) are cut off after `header_read_timeout`.
+    server.http_builder().http1().header_read_timeout(cfg.header_read_timeout);
+    let app = router(state.clone(), cfg.max_body_bytes);
+    let serve = tokio::spawn({
+        let app = app.clone();
+        async move {
+            if let Err(e) = server.serve(app.into_make_service()).await {
+                tracing::error!(error = %e, "admission server stopped with an error");
+            }
+        }
+    });
+    let addr = handle.listening().await.ok_or_else(|| ServeError::Bind {
+        what: "listen on",
+        addr: cfg.listen,
+        source: std::io::Error::other("the server did not start listening"),
+    })?;
+
+    let (metrics_handle, metrics_addr, metrics_task) = match cfg.metrics_listen {
+        Some(maddr) => {
+            let listener = tokio::net::TcpListener::bind(maddr)
+                .await
+                .map_err(|source| ServeError::Bind { what: "metrics listen on", addr: maddr, source })?;
+            let bound = listener.local_addr().ok();
+            let h: Handle<SocketAddr> = Handle::new();
+            let probes_app = probes(state.clone()).with_state(state.clone());
+            let std_listener = listener.into_std().map_err(|source| ServeError::Bind { what: "metrics listen on", addr: maddr, source })?;
+            let srv = axum_server::from_tcp(std_listener)
+                .map_err(|source| ServeError::Bind { what: "metrics listen on", addr: maddr, source })?
+                .handle(h.clone());
+            let task = tokio::spawn(async move {
+                let _ = srv.serve(probes_app.into_make_service()).await;
+            });
+            (Some(h), bound, Some(task))
+        }
+        None => (None, None, None),
+    };
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let shutting_down = state.shutting_down.clone();
+    let (delay, grace) = (cfg.shutdown_delay, cfg.shutdown_grace);
+    let done = tokio::spawn(async move {
+        // A dropped sender also stops the server: nothing may outlive its owner.
+        let _ = rx.await;
+        shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!(delay_ms = delay.as_millis() as u64, "shutdown: /readyz is false; accepting connections a little longer");
+        tokio::time::sleep(delay).await;
+        handle.graceful_shutdown(Some(grace));
+        let _ = serve.await;
+        if let Some(h) = metrics_handle {
+            h.graceful_shutdown(Some(Duration::from_secs(1)));
+        }
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
+        watcher.abort();
+        tracing::info!("shutdown complete");
+    });
+    Ok(Running { addr, metrics_addr, state, shutdown: Some(tx), done })
+}
