@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod istio_schema;
+pub mod istiod_rules;
 
 use egress_webhook::cli::load::{LoadResult, load_inputs, load_text};
 use egress_webhook::core::Object;
