@@ -1405,3 +1405,54 @@ fn istiod_rejects_kinds_it_has_no_rules_for() {
                      "metadata": {"name": "x", "namespace": "y"}, "spec": {}});
     istiod_fails(&obj, "kind", "no istiod rules");
 }
+
+/// Both checkers take whatever the generator produced: replacing any node of the canonical
+/// objects by a value of another shape must give errors, never a panic.
+#[test]
+fn checkers_never_panic_on_malformed_input() {
+    fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m
+                .iter()
+                .for_each(|(k, x)| pointers(x, format!("{at}/{k}"), out)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| pointers(x, format!("{at}/{i}"), out)),
+            _ => {}
+        }
+        out.push(at);
+    }
+    let replacements = [
+        Value::Null,
+        json!(true),
+        json!(-1),
+        json!(1.5),
+        json!(99999999999u64),
+        json!(""),
+        json!("*"),
+        json!("unix://"),
+        json!([]),
+        json!([null, ""]),
+        json!({}),
+        json!({"": null}),
+    ];
+    let mut checked = 0;
+    for obj in canonical() {
+        let mut ptrs = Vec::new();
+        pointers(&obj, String::new(), &mut ptrs);
+        for p in ptrs {
+            for r in &replacements {
+                let mut o = obj.clone();
+                match o.pointer_mut(&p) {
+                    Some(slot) => *slot = r.clone(),
+                    None => o = r.clone(),
+                }
+                let _ = check_schema(&o);
+                let _ = check_istiod(&o);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} variants");
+}

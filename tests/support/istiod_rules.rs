@@ -438,7 +438,12 @@ fn check_export_to(c: &mut Ctx, spec: &Value, is_service_entry: bool, dr_with_se
     for (i, item) in items.iter().enumerate() {
         let path = format!("spec.exportTo[{i}]");
         let e = item.as_str().unwrap_or("");
-        let key = if e == "." { ns.as_str() } else { e };
+        // `.` is the object's own namespace (when it is known; a missing one is reported above).
+        let key = if e == "." && !ns.is_empty() {
+            ns.as_str()
+        } else {
+            e
+        };
         if seen.contains(key) {
             if key != e {
                 c.err(
@@ -451,7 +456,7 @@ fn check_export_to(c: &mut Ctx, spec: &Value, is_service_entry: bool, dr_with_se
                     format!("duplicate entries in exportTo for entry {e}"),
                 );
             }
-        } else if (is_service_entry && e == "~") || key == "*" || is_dns_label(key) {
+        } else if (is_service_entry && e == "~") || key == "*" || key == "." || is_dns_label(key) {
             // `~` (visible to no one but the service's own proxies) exists only for ServiceEntry.
             seen.insert(key.to_string());
         } else if key == "~" {
