@@ -1,6 +1,9 @@
 //! Shared test helpers: the seed objects of the running example and object lookup.
 #![allow(dead_code)]
 
+pub mod istio_schema;
+pub mod istiod_rules;
+
 use egress_webhook::cli::load::{LoadResult, load_inputs, load_text};
 use egress_webhook::core::Object;
 
