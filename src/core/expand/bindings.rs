@@ -98,7 +98,7 @@ pub fn resolve<'a>(es: &ExternalService, snap: &'a Snapshot) -> Vec<Binding<'a>>
             let Some(vg) = snap.virtual_gateway(ns, text(&r.name)) else {
                 continue;
             };
-            if let Some(b) = bind(vg, own_ns, hosts, snap, port_index, port_number, port_match) {
+            if let Some(b) = bind(vg, es, snap, port_index, port_number, port_match) {
                 out.push(b);
             }
         }
@@ -108,8 +108,7 @@ pub fn resolve<'a>(es: &ExternalService, snap: &'a Snapshot) -> Vec<Binding<'a>>
 
 fn bind<'a>(
     vg: &'a VirtualGateway,
-    es_ns: &str,
-    hosts: &[String],
+    es: &ExternalService,
     snap: &'a Snapshot,
     port_index: usize,
     port_number: u32,
@@ -119,7 +118,7 @@ fn bind<'a>(
     let (listener_index, listener) = list(&vg.spec.listeners)
         .iter()
         .enumerate()
-        .find(|(_, l)| is_egress_listener(l) && exposes_any(l, vg_ns, es_ns, hosts))?;
+        .find(|(_, l)| is_egress_listener(l) && listener_exposes(l, vg_ns, es, snap))?;
     let (service, workload_labels) = gateway_service(vg, listener, snap)?;
     let listener_port = service_port(service, listener)?;
     Some(Binding {
@@ -143,14 +142,18 @@ pub fn is_egress_listener(l: &Listener) -> bool {
             .is_some_and(|t| text(&t.mode) == "ISTIO_MUTUAL")
 }
 
-/// `exposedExternalServices` empty (everything exposed) or matching one of the hosts.
-pub fn exposes_any(l: &Listener, vg_ns: &str, es_ns: &str, hosts: &[String]) -> bool {
+/// Does an egress listener admit `es` (defaulted)? `exposedExternalServices` empty (everything
+/// exposed), or an entry whose host covers one of the hosts (`ns/` prefix relative to the
+/// ExternalService's namespace) and whose optional selector picks it. E23 and the expansion
+/// both use this, so a warning and a generated route can never disagree.
+pub fn listener_exposes(l: &Listener, vg_ns: &str, es: &ExternalService, snap: &Snapshot) -> bool {
+    let es_ns = es.metadata.namespace.as_deref().unwrap_or("default");
+    let hosts = list(&es.spec.hosts);
     let exposed = list(&l.exposed_external_services);
     exposed.is_empty()
         || exposed.iter().any(|e| {
-            hosts
-                .iter()
-                .any(|h| syntax::exposed_host_matches(text(&e.host), vg_ns, es_ns, h))
+            hosts.iter().any(|h| syntax::exposed_host_matches(text(&e.host), vg_ns, es_ns, h))
+                && e.selector.as_ref().is_none_or(|sel| snap.selects_external_service(sel, es))
         })
 }
 

@@ -6,10 +6,9 @@ use std::collections::HashMap;
 
 use crate::api::{
     ObjectReference, VirtualGateway, external_service::EgressGatewayRoutes, list, text,
-    virtual_gateway::ExternalServiceFilter,
 };
 use crate::core::findings::Report;
-use crate::core::rules::syntax::{exposed_host_matches, is_port};
+use crate::core::rules::syntax::is_port;
 use crate::core::selectors::is_local_cluster;
 
 use super::ports::is_known_protocol;
@@ -276,22 +275,9 @@ fn e23(c: &Ctx<'_>, vg: &VirtualGateway, path: &str, report: &mut Report) {
         );
         return;
     }
-    // An entry admits the ExternalService when its host covers one of the hosts and its
-    // optional selector ("filter out ExternalServices that do not match") picks it.
-    let exposes = |entry: &ExternalServiceFilter| {
-        let host = text(&entry.host);
-        hosts
-            .iter()
-            .any(|h| exposed_host_matches(host, vg_ns, c.namespace(), h))
-            && entry
-                .selector
-                .as_ref()
-                .is_none_or(|sel| c.snap.selects_external_service(sel, c.defaulted))
-    };
-    let admitted = mtls_http.iter().any(|l| {
-        let exposed = list(&l.exposed_external_services);
-        exposed.is_empty() || exposed.iter().any(exposes)
-    });
+    let admitted = mtls_http
+        .iter()
+        .any(|l| crate::core::expand::bindings::listener_exposes(l, vg_ns, c.defaulted, c.snap));
     if admitted {
         return;
     }
