@@ -118,30 +118,23 @@ fn labels_text(labels: Option<&Labels>) -> String {
         .join(",")
 }
 
-/// What a selector asks for, for "no <kind> …" messages: `named bookinfo/x`,
-/// `with labels a=b in namespace bookinfo`, `in any namespace`.
-fn describe_selector(sel: &ObjectSelector) -> String {
+/// "no <kind> named x with labels a=b exists in namespace ns" (or "in any namespace") for a
+/// selector that picks nothing. Names and namespaces together read `ns/name`.
+fn nothing_selected(kind: &str, sel: &ObjectSelector) -> String {
     let (ns, name) = (text(&sel.namespace), text(&sel.name));
     let labels = labels_text(sel.labels.as_ref());
-    let mut out = match (ns, name) {
-        ("", "") => String::new(),
-        ("", name) => format!("named {name}"),
-        (ns, "") => format!("in namespace {ns}"),
-        (ns, name) => format!("{ns}/{name}"),
-    };
+    let mut what = String::new();
+    if !name.is_empty() {
+        what.push_str(&format!(" named {name}"));
+    }
     if !labels.is_empty() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&format!("with labels {labels}"));
+        what.push_str(&format!(" with labels {labels}"));
     }
-    if ns.is_empty() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str("in any namespace");
-    }
-    out
+    let place = match ns {
+        "" => "in any namespace".to_string(),
+        ns => format!("in namespace {ns}"),
+    };
+    format!("no {kind}{what} exists {place}")
 }
 
 #[cfg(test)]
@@ -149,7 +142,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn selectors_are_described() {
+    fn empty_selections_are_described() {
         let sel = |ns: &str, name: &str, labels: &[(&str, &str)]| ObjectSelector {
             namespace: (!ns.is_empty()).then(|| ns.to_string()),
             name: (!name.is_empty()).then(|| name.to_string()),
@@ -161,20 +154,18 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(describe_selector(&sel("global", "x", &[])), "global/x");
         assert_eq!(
-            describe_selector(&sel("", "x", &[])),
-            "named x in any namespace"
+            nothing_selected("ExternalService", &sel("", "x", &[])),
+            "no ExternalService named x exists in any namespace"
         );
         assert_eq!(
-            describe_selector(&sel("ns", "", &[("a", "b"), ("c", "d")])),
-            "in namespace ns with labels a=b,c=d"
+            nothing_selected("ServiceAccount", &sel("ns", "", &[("a", "b"), ("c", "d")])),
+            "no ServiceAccount with labels a=b,c=d exists in namespace ns"
         );
         assert_eq!(
-            describe_selector(&sel("", "", &[("a", "b")])),
-            "with labels a=b in any namespace"
+            nothing_selected("ExternalService", &sel("", "", &[])),
+            "no ExternalService exists in any namespace"
         );
-        assert_eq!(describe_selector(&sel("", "", &[])), "in any namespace");
     }
 
     #[test]

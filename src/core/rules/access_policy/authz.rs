@@ -12,7 +12,7 @@ use crate::core::{
     snapshot::Snapshot,
 };
 
-use super::{describe_selector, labels_text};
+use super::{labels_text, nothing_selected};
 
 pub(super) fn validate(
     written: &AccessPolicy,
@@ -261,10 +261,7 @@ fn no_service_account_message(sel: &ObjectSelector, snap: &Snapshot) -> String {
             None => format!("ServiceAccount {ns}/{name} does not exist: {CONSEQUENCE}"),
         };
     }
-    format!(
-        "no ServiceAccount {} exists: {CONSEQUENCE}",
-        describe_selector(sel)
-    )
+    format!("{}: {CONSEQUENCE}", nothing_selected("ServiceAccount", sel))
 }
 
 /// A16: request principals are `iss/sub` of a JWT, or Istio's `*`, `*suffix`, `prefix*`.

@@ -10,7 +10,7 @@ use crate::core::{
     snapshot::Snapshot,
 };
 
-use super::{case_hint, describe_selector, labels_text};
+use super::{case_hint, labels_text, nothing_selected};
 
 const EXTERNAL_SERVICE: &str = "EXTERNAL_SERVICE";
 
@@ -124,8 +124,8 @@ fn a14(path: &str, sel: &ObjectSelector, snap: &Snapshot, report: &mut Report) {
             "A14",
             path,
             format!(
-                "no ExternalService {} exists: the policy selects nothing until one does",
-                describe_selector(sel)
+                "{}: the policy selects nothing until one does",
+                nothing_selected("ExternalService", sel)
             ),
         );
         return;
@@ -152,11 +152,7 @@ fn a14(path: &str, sel: &ObjectSelector, snap: &Snapshot, report: &mut Report) {
                 names(&named)
             ),
         ),
-        (true, "") => report.error(
-            "A14",
-            path,
-            format!("no ExternalService named {name} exists in any namespace"),
-        ),
+        (true, "") => report.error("A14", path, nothing_selected("ExternalService", &by_name)),
         (true, ns) => report.error(
             "A14",
             path,
