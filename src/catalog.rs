@@ -18,13 +18,19 @@ pub struct Catalog {
 impl Catalog {
     /// An empty catalog, not yet synced (`/readyz` stays false until `mark_synced`).
     pub fn new(opts: &Options) -> Self {
-        Catalog { snapshot: RwLock::new(Snapshot::new(Vec::new(), opts)), synced: AtomicBool::new(false) }
+        Catalog {
+            snapshot: RwLock::new(Snapshot::new(Vec::new(), opts)),
+            synced: AtomicBool::new(false),
+        }
     }
 
     /// A synced catalog of fixed objects (defaulted here, as in the cluster).
     pub fn from_objects(objects: Vec<Object>, opts: &Options) -> Self {
         let snap = Snapshot::new(objects.into_iter().map(|o| default_object(o, opts)), opts);
-        Catalog { snapshot: RwLock::new(snap), synced: AtomicBool::new(true) }
+        Catalog {
+            snapshot: RwLock::new(snap),
+            synced: AtomicBool::new(true),
+        }
     }
 
     /// Run `f` on the current snapshot. Writers wait while readers validate: validation is
@@ -38,11 +44,17 @@ impl Catalog {
 
     /// Insert or replace an object (defaulted by the caller).
     pub fn upsert(&self, obj: Object) {
-        self.snapshot.write().unwrap_or_else(|e| e.into_inner()).insert(obj);
+        self.snapshot
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(obj);
     }
 
     pub fn remove(&self, obj: &Object) {
-        self.snapshot.write().unwrap_or_else(|e| e.into_inner()).remove(obj);
+        self.snapshot
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(obj);
     }
 
     pub fn mark_synced(&self) {

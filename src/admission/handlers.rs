@@ -65,13 +65,27 @@ fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>)
         Ok(b) => b,
         Err(rejection) => {
             let status = rejection.status();
-            tracing::warn!(endpoint = endpoint.as_str(), status = status.as_u16(), "review body rejected: {}", rejection.body_text());
+            tracing::warn!(
+                endpoint = endpoint.as_str(),
+                status = status.as_u16(),
+                "review body rejected: {}",
+                rejection.body_text()
+            );
             record(&st, endpoint, "", "", "invalid", started);
-            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE { "RequestEntityTooLarge" } else { "BadRequest" };
-            return json_response(status, review::rejection(status.as_u16(), reason, rejection.body_text()));
+            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "RequestEntityTooLarge"
+            } else {
+                "BadRequest"
+            };
+            return json_response(
+                status,
+                review::rejection(status.as_u16(), reason, rejection.body_text()),
+            );
         }
     };
-    let outcome = st.catalog.read(|snap| review::handle(endpoint, &body, snap, &st.opts));
+    let outcome = st
+        .catalog
+        .read(|snap| review::handle(endpoint, &body, snap, &st.opts));
     let elapsed = started.elapsed();
     let span = tracing::info_span!(
         "review",
@@ -86,7 +100,13 @@ fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>)
     );
     span.in_scope(|| match outcome.verdict {
         review::Verdict::Invalid => tracing::warn!(
-            reason = outcome.review.response.status.as_ref().map(|s| s.message.as_str()).unwrap_or(""),
+            reason = outcome
+                .review
+                .response
+                .status
+                .as_ref()
+                .map(|s| s.message.as_str())
+                .unwrap_or(""),
             "unreadable review"
         ),
         review::Verdict::Ignored => tracing::info!("not a kind egress-webhook handles: allowed"),
@@ -95,15 +115,32 @@ fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>)
     for f in &outcome.findings {
         st.metrics
             .findings
-            .get_or_create(&FindingLabels { rule: f.rule.to_string(), severity: f.severity.to_string() })
+            .get_or_create(&FindingLabels {
+                rule: f.rule.to_string(),
+                severity: f.severity.to_string(),
+            })
             .inc();
     }
-    record(&st, endpoint, &outcome.kind, &outcome.operation, outcome.verdict.as_str(), started);
+    record(
+        &st,
+        endpoint,
+        &outcome.kind,
+        &outcome.operation,
+        outcome.verdict.as_str(),
+        started,
+    );
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     json_response(status, outcome.review)
 }
 
-fn record(st: &AppState, endpoint: Endpoint, kind: &str, operation: &str, verdict: &str, started: Instant) {
+fn record(
+    st: &AppState,
+    endpoint: Endpoint,
+    kind: &str,
+    operation: &str,
+    verdict: &str,
+    started: Instant,
+) {
     st.metrics
         .requests
         .get_or_create(&RequestLabels {
@@ -115,7 +152,9 @@ fn record(st: &AppState, endpoint: Endpoint, kind: &str, operation: &str, verdic
         .inc();
     st.metrics
         .duration
-        .get_or_create(&EndpointLabels { endpoint: endpoint.as_str().to_string() })
+        .get_or_create(&EndpointLabels {
+            endpoint: endpoint.as_str().to_string(),
+        })
         .observe(started.elapsed().as_secs_f64());
 }
 
@@ -130,17 +169,27 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     if cert && synced && !stopping {
         (StatusCode::OK, "ok").into_response()
     } else {
-        let why = format!("certificate loaded: {cert}, catalog synced: {synced}, shutting down: {stopping}");
+        let why = format!(
+            "certificate loaded: {cert}, catalog synced: {synced}, shutting down: {stopping}"
+        );
         (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
     }
 }
 
 pub async fn metrics(State(st): State<AppState>) -> Response {
     for (kind, n) in st.catalog.counts() {
-        st.metrics.catalog_objects.get_or_create(&KindLabels { kind: kind.to_string() }).set(n as i64);
+        st.metrics
+            .catalog_objects
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .set(n as i64);
     }
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         st.metrics.render(),
     )
         .into_response()
@@ -149,15 +198,26 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 /// The per-review deadline: `--review-timeout`, or less when the apiserver says it gives up
 /// sooner (`?timeout=10s` on the URL): we answer before it stops waiting, never after.
 pub async fn deadline(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let from_apiserver = req.uri().query().and_then(query_timeout).map(|t| t.mul_f64(0.8));
+    let from_apiserver = req
+        .uri()
+        .query()
+        .and_then(query_timeout)
+        .map(|t| t.mul_f64(0.8));
     let limit = from_apiserver.map_or(st.review_timeout, |t| t.min(st.review_timeout));
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {
-            tracing::warn!(limit_ms = limit.as_millis() as u64, "review deadline passed (slow client or overload)");
+            tracing::warn!(
+                limit_ms = limit.as_millis() as u64,
+                "review deadline passed (slow client or overload)"
+            );
             json_response(
                 StatusCode::REQUEST_TIMEOUT,
-                review::rejection(408, "Timeout", format!("the review was not received and answered within {limit:?}")),
+                review::rejection(
+                    408,
+                    "Timeout",
+                    format!("the review was not received and answered within {limit:?}"),
+                ),
             )
         }
     }
@@ -165,7 +225,9 @@ pub async fn deadline(State(st): State<AppState>, req: Request, next: Next) -> R
 
 /// `timeout=10s` (Go duration: the apiserver sends whole seconds) in a query string.
 fn query_timeout(query: &str) -> Option<Duration> {
-    let v = query.split('&').find_map(|kv| kv.strip_prefix("timeout="))?;
+    let v = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("timeout="))?;
     let secs = v.strip_suffix('s')?.parse::<f64>().ok()?;
     (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
 }
@@ -175,7 +237,11 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a review handler panicked (bug); answered 500");
     json_response(
         StatusCode::INTERNAL_SERVER_ERROR,
-        review::rejection(500, "InternalError", "internal error while answering the review".to_string()),
+        review::rejection(
+            500,
+            "InternalError",
+            "internal error while answering the review".to_string(),
+        ),
     )
 }
 
@@ -186,7 +252,10 @@ mod tests {
     #[test]
     fn apiserver_timeouts_are_read() {
         assert_eq!(query_timeout("timeout=10s"), Some(Duration::from_secs(10)));
-        assert_eq!(query_timeout("a=b&timeout=5s"), Some(Duration::from_secs(5)));
+        assert_eq!(
+            query_timeout("a=b&timeout=5s"),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(query_timeout("timeout=0s"), None);
         assert_eq!(query_timeout("timeout=abc"), None);
         assert_eq!(query_timeout(""), None);

@@ -22,7 +22,9 @@ pub struct ConnectionLimit {
 
 impl ConnectionLimit {
     pub fn new(max: usize) -> Self {
-        ConnectionLimit { permits: Arc::new(Semaphore::new(max.max(1))) }
+        ConnectionLimit {
+            permits: Arc::new(Semaphore::new(max.max(1))),
+        }
     }
 }
 
@@ -42,7 +44,13 @@ impl<S: Send + 'static> Accept<TcpStream, S> for ConnectionLimit {
             Ok(permit) => {
                 // Admission answers are small and latency-bound: no Nagle delay.
                 let _ = stream.set_nodelay(true);
-                Ok((LimitedStream { inner: stream, _permit: permit }, service))
+                Ok((
+                    LimitedStream {
+                        inner: stream,
+                        _permit: permit,
+                    },
+                    service,
+                ))
             }
             Err(_) => Err(io::Error::other("connection limit reached")),
         };
@@ -51,13 +59,21 @@ impl<S: Send + 'static> Accept<TcpStream, S> for ConnectionLimit {
 }
 
 impl AsyncRead for LimitedStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for LimitedStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

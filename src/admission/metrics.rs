@@ -50,21 +50,56 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("egress_webhook");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("admission_requests", "Admission reviews by kind, operation, endpoint and verdict", requests.clone());
+        registry.register(
+            "admission_requests",
+            "Admission reviews by kind, operation, endpoint and verdict",
+            requests.clone(),
+        );
         // Buckets from 100 µs to 5 s: a review should sit in the lowest ones.
         let duration = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+            Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0,
+            ])
         });
-        registry.register("admission_duration_seconds", "Time to answer one review", duration.clone());
+        registry.register(
+            "admission_duration_seconds",
+            "Time to answer one review",
+            duration.clone(),
+        );
         let in_flight = Gauge::default();
-        registry.register("admission_in_flight", "Reviews being answered now", in_flight.clone());
+        registry.register(
+            "admission_in_flight",
+            "Reviews being answered now",
+            in_flight.clone(),
+        );
         let findings = Family::<FindingLabels, Counter>::default();
-        registry.register("findings", "Findings reported in admission, by rule id and severity", findings.clone());
+        registry.register(
+            "findings",
+            "Findings reported in admission, by rule id and severity",
+            findings.clone(),
+        );
         let cert_expiry = Gauge::default();
-        registry.register("certificate_expiry_timestamp_seconds", "notAfter of the serving certificate (Unix time)", cert_expiry.clone());
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate (Unix time)",
+            cert_expiry.clone(),
+        );
         let catalog_objects = Family::<KindLabels, Gauge>::default();
-        registry.register("catalog_objects", "Objects in the catalog by kind", catalog_objects.clone());
-        Metrics { registry, requests, duration, in_flight, findings, cert_expiry, catalog_objects }
+        registry.register(
+            "catalog_objects",
+            "Objects in the catalog by kind",
+            catalog_objects.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            duration,
+            in_flight,
+            findings,
+            cert_expiry,
+            catalog_objects,
+        }
     }
 
     /// Text exposition (OpenMetrics).

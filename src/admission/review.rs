@@ -140,10 +140,18 @@ impl Outcome {
     fn new(req: &RequestIn) -> Self {
         Outcome {
             http_status: 200,
-            review: review(ResponseOut { uid: req.uid.clone().unwrap_or_default(), allowed: true, ..Default::default() }),
+            review: review(ResponseOut {
+                uid: req.uid.clone().unwrap_or_default(),
+                allowed: true,
+                ..Default::default()
+            }),
             verdict: Verdict::Allowed,
             uid: req.uid.clone().unwrap_or_default(),
-            kind: req.kind.as_ref().map(|k| k.kind.clone()).unwrap_or_default(),
+            kind: req
+                .kind
+                .as_ref()
+                .map(|k| k.kind.clone())
+                .unwrap_or_default(),
             operation: req.operation.clone().unwrap_or_default(),
             namespace: req.namespace.clone().unwrap_or_default(),
             name: req.name.clone().unwrap_or_default(),
@@ -159,7 +167,11 @@ impl Outcome {
             review: review(ResponseOut {
                 uid: uid.clone(),
                 allowed: false,
-                status: Some(StatusOut { code: 400, reason: "BadRequest", message }),
+                status: Some(StatusOut {
+                    code: 400,
+                    reason: "BadRequest",
+                    message,
+                }),
                 ..Default::default()
             }),
             verdict: Verdict::Invalid,
@@ -176,19 +188,31 @@ impl Outcome {
     fn deny(&mut self, code: u16, reason: &'static str, message: String) {
         self.verdict = Verdict::Denied;
         self.review.response.allowed = false;
-        self.review.response.status = Some(StatusOut { code, reason, message });
+        self.review.response.status = Some(StatusOut {
+            code,
+            reason,
+            message,
+        });
     }
 }
 
 fn review(response: ResponseOut) -> ReviewOut {
-    ReviewOut { api_version: API_VERSION, kind: "AdmissionReview", response }
+    ReviewOut {
+        api_version: API_VERSION,
+        kind: "AdmissionReview",
+        response,
+    }
 }
 
 /// A response to a body we could not read at all (used by the HTTP layer for limits too).
 pub fn rejection(code: u16, reason: &'static str, message: String) -> ReviewOut {
     review(ResponseOut {
         allowed: false,
-        status: Some(StatusOut { code, reason, message }),
+        status: Some(StatusOut {
+            code,
+            reason,
+            message,
+        }),
         ..Default::default()
     })
 }
@@ -207,23 +231,45 @@ fn gloo_kind(gvk: &GroupVersionKind) -> Option<GlooKind> {
 fn decode(body: &[u8]) -> Result<RequestIn, Box<Outcome>> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Box::new(Outcome::invalid(None, format!("the body is not JSON: {e}"))))?;
-    let uid_hint = value.pointer("/request/uid").and_then(Value::as_str).map(str::to_string);
-    let review: ReviewIn = serde_json::from_value(value)
-        .map_err(|e| Box::new(Outcome::invalid(uid_hint.clone(), format!("the body is not an AdmissionReview: {e}"))))?;
+    let uid_hint = value
+        .pointer("/request/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let review: ReviewIn = serde_json::from_value(value).map_err(|e| {
+        Box::new(Outcome::invalid(
+            uid_hint.clone(),
+            format!("the body is not an AdmissionReview: {e}"),
+        ))
+    })?;
     if review.kind.as_deref() != Some("AdmissionReview") {
-        return Err(Box::new(Outcome::invalid(uid_hint, format!("kind is {:?}, not \"AdmissionReview\"", review.kind.unwrap_or_default()))));
+        return Err(Box::new(Outcome::invalid(
+            uid_hint,
+            format!(
+                "kind is {:?}, not \"AdmissionReview\"",
+                review.kind.unwrap_or_default()
+            ),
+        )));
     }
     if review.api_version.as_deref() != Some(API_VERSION) {
         return Err(Box::new(Outcome::invalid(
             uid_hint,
-            format!("apiVersion is {:?}; only {API_VERSION} is served (set admissionReviewVersions: [v1])", review.api_version.unwrap_or_default()),
+            format!(
+                "apiVersion is {:?}; only {API_VERSION} is served (set admissionReviewVersions: [v1])",
+                review.api_version.unwrap_or_default()
+            ),
         )));
     }
     let Some(request) = review.request else {
-        return Err(Box::new(Outcome::invalid(None, "the AdmissionReview has no request".to_string())));
+        return Err(Box::new(Outcome::invalid(
+            None,
+            "the AdmissionReview has no request".to_string(),
+        )));
     };
     if request.uid.as_deref().is_none_or(str::is_empty) {
-        return Err(Box::new(Outcome::invalid(None, "the AdmissionReview request has no uid".to_string())));
+        return Err(Box::new(Outcome::invalid(
+            None,
+            "the AdmissionReview request has no uid".to_string(),
+        )));
     }
     Ok(request)
 }
@@ -238,7 +284,13 @@ fn typed(value: &Value, outcome: &mut Outcome) -> Option<Object> {
             None
         }
         Err(DecodeError::Unhandled { api_version, kind }) => {
-            outcome.deny(422, "Invalid", format!("the object is {api_version} {kind}, which does not match the request kind"));
+            outcome.deny(
+                422,
+                "Invalid",
+                format!(
+                    "the object is {api_version} {kind}, which does not match the request kind"
+                ),
+            );
             None
         }
     }
@@ -270,10 +322,16 @@ fn mutate(req: &RequestIn, outcome: &mut Outcome, opts: &Options) {
         return;
     }
     let Some(raw) = &req.object else {
-        outcome.deny(400, "BadRequest", format!("{} request without an object", outcome.operation));
+        outcome.deny(
+            400,
+            "BadRequest",
+            format!("{} request without an object", outcome.operation),
+        );
         return;
     };
-    let Some(obj) = typed(raw, outcome) else { return };
+    let Some(obj) = typed(raw, outcome) else {
+        return;
+    };
     let before = obj.to_value();
     let after = default_object(obj, opts).to_value();
     let patch = json_patch::diff(&before, &after);
@@ -282,14 +340,19 @@ fn mutate(req: &RequestIn, outcome: &mut Outcome, opts: &Options) {
     }
     let mut check = raw.clone();
     if let Err(e) = json_patch::patch(&mut check, &patch) {
-        outcome.deny(500, "InternalError", format!("the defaults patch does not apply to the object: {e}"));
+        outcome.deny(
+            500,
+            "InternalError",
+            format!("the defaults patch does not apply to the object: {e}"),
+        );
         return;
     }
     match serde_json::to_vec(&patch) {
         Ok(bytes) => {
             outcome.verdict = Verdict::Patched;
             outcome.review.response.patch_type = Some("JSONPatch");
-            outcome.review.response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+            outcome.review.response.patch =
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes));
         }
         Err(e) => outcome.deny(500, "InternalError", format!("encoding the patch: {e}")),
     }
@@ -299,13 +362,22 @@ fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Opti
     let findings = match req.operation.as_deref() {
         Some("CREATE" | "UPDATE") => {
             let Some(raw) = &req.object else {
-                outcome.deny(400, "BadRequest", format!("{} request without an object", outcome.operation));
+                outcome.deny(
+                    400,
+                    "BadRequest",
+                    format!("{} request without an object", outcome.operation),
+                );
                 return;
             };
-            let Some(obj) = typed(raw, outcome) else { return };
+            let Some(obj) = typed(raw, outcome) else {
+                return;
+            };
             // An old object we cannot read is validated as a create: no finding depends on it
             // but V21, which only warns.
-            let old = req.old_object.as_ref().and_then(|o| Object::from_value(o.clone()).ok());
+            let old = req
+                .old_object
+                .as_ref()
+                .and_then(|o| Object::from_value(o.clone()).ok());
             let op = match (&old, req.operation.as_deref()) {
                 (Some(old), Some("UPDATE")) => Operation::Update(old),
                 _ => Operation::Create,
@@ -315,7 +387,11 @@ fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Opti
         }
         Some("DELETE") => {
             // The apiserver sends the stored object as oldObject on DELETE.
-            let Some(old) = req.old_object.as_ref().and_then(|o| Object::from_value(o.clone()).ok()) else {
+            let Some(old) = req
+                .old_object
+                .as_ref()
+                .and_then(|o| Object::from_value(o.clone()).ok())
+            else {
                 return;
             };
             let defaulted = default_object(old.clone(), opts);
@@ -323,9 +399,16 @@ fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Opti
         }
         _ => Vec::new(),
     };
-    outcome.review.response.warnings =
-        findings.iter().filter(|f| f.severity == Severity::Warning).map(Finding::summary).collect();
-    let errors: Vec<String> = findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.to_string()).collect();
+    outcome.review.response.warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .map(Finding::summary)
+        .collect();
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| f.to_string())
+        .collect();
     if !errors.is_empty() {
         outcome.deny(422, "Invalid", errors.join("\n"));
     }

@@ -68,14 +68,21 @@ pub enum ServeError {
     #[error("serving certificate: {0}")]
     Tls(#[from] tls::TlsError),
     #[error("{what} {addr}: {source}")]
-    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let reviews = Router::new()
         .route("/mutate", post(handlers::mutate))
         .route("/validate", post(handlers::validate))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), handlers::deadline))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            handlers::deadline,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes));
     Router::new()
         .merge(reviews)
@@ -111,7 +118,11 @@ impl Running {
 
 /// Load the certificate, bind, and serve in the background until `shutdown()` (or the returned
 /// sender is dropped).
-pub async fn start(cfg: ServeConfig, catalog: Arc<Catalog>, opts: Options) -> Result<Running, ServeError> {
+pub async fn start(
+    cfg: ServeConfig,
+    catalog: Arc<Catalog>,
+    opts: Options,
+) -> Result<Running, ServeError> {
     let loaded = tls::load(&cfg.cert)?;
     let metrics = Arc::new(Metrics::new());
     if let Some(t) = loaded.not_after {
@@ -126,14 +137,20 @@ pub async fn start(cfg: ServeConfig, catalog: Arc<Catalog>, opts: Options) -> Re
         review_timeout: cfg.review_timeout,
     };
     let rustls = RustlsConfig::from_config(loaded.config);
-    let watcher = tokio::spawn(tls::watch(cfg.cert.clone(), rustls.clone(), loaded.digest, cfg.cert_poll_interval, {
-        let metrics = metrics.clone();
-        move |not_after| {
-            if let Some(t) = not_after {
-                metrics.cert_expiry.set(t);
+    let watcher = tokio::spawn(tls::watch(
+        cfg.cert.clone(),
+        rustls.clone(),
+        loaded.digest,
+        cfg.cert_poll_interval,
+        {
+            let metrics = metrics.clone();
+            move |not_after| {
+                if let Some(t) = not_after {
+                    metrics.cert_expiry.set(t);
+                }
             }
-        }
-    }));
+        },
+    ));
 
     let handle: Handle<SocketAddr> = Handle::new();
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
@@ -147,7 +164,10 @@ pub async fn start(cfg: ServeConfig, catalog: Arc<Catalog>, opts: Options) -> Re
             tracing::debug!(peer = ?addr, error = %e, "connection not accepted");
         });
     // Slow or stalled headers (one byte a second) are cut off after `header_read_timeout`.
-    server.http_builder().http1().header_read_timeout(cfg.header_read_timeout);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(cfg.header_read_timeout);
     let app = router(state.clone(), cfg.max_body_bytes);
     let serve = tokio::spawn({
         let app = app.clone();
@@ -167,13 +187,25 @@ pub async fn start(cfg: ServeConfig, catalog: Arc<Catalog>, opts: Options) -> Re
         Some(maddr) => {
             let listener = tokio::net::TcpListener::bind(maddr)
                 .await
-                .map_err(|source| ServeError::Bind { what: "metrics listen on", addr: maddr, source })?;
+                .map_err(|source| ServeError::Bind {
+                    what: "metrics listen on",
+                    addr: maddr,
+                    source,
+                })?;
             let bound = listener.local_addr().ok();
             let h: Handle<SocketAddr> = Handle::new();
             let probes_app = probes(state.clone()).with_state(state.clone());
-            let std_listener = listener.into_std().map_err(|source| ServeError::Bind { what: "metrics listen on", addr: maddr, source })?;
+            let std_listener = listener.into_std().map_err(|source| ServeError::Bind {
+                what: "metrics listen on",
+                addr: maddr,
+                source,
+            })?;
             let srv = axum_server::from_tcp(std_listener)
-                .map_err(|source| ServeError::Bind { what: "metrics listen on", addr: maddr, source })?
+                .map_err(|source| ServeError::Bind {
+                    what: "metrics listen on",
+                    addr: maddr,
+                    source,
+                })?
                 .handle(h.clone());
             let task = tokio::spawn(async move {
                 let _ = srv.serve(probes_app.into_make_service()).await;
@@ -190,7 +222,10 @@ pub async fn start(cfg: ServeConfig, catalog: Arc<Catalog>, opts: Options) -> Re
         // A dropped sender also stops the server: nothing may outlive its owner.
         let _ = rx.await;
         shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
-        tracing::info!(delay_ms = delay.as_millis() as u64, "shutdown: /readyz is false; accepting connections a little longer");
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            "shutdown: /readyz is false; accepting connections a little longer"
+        );
         tokio::time::sleep(delay).await;
         handle.graceful_shutdown(Some(grace));
         let _ = serve.await;
@@ -203,5 +238,11 @@ pub async fn start(cfg: ServeConfig, catalog: Arc<Catalog>, opts: Options) -> Re
         watcher.abort();
         tracing::info!("shutdown complete");
     });
-    Ok(Running { addr, metrics_addr, state, shutdown: Some(tx), done })
+    Ok(Running {
+        addr,
+        metrics_addr,
+        state,
+        shutdown: Some(tx),
+        done,
+    })
 }

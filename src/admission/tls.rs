@@ -13,7 +13,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum TlsError {
     #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: no PEM certificate found")]
     NoCertificate { path: String },
     #[error("{path}: no PEM private key found")]
@@ -39,7 +42,10 @@ pub struct Loaded {
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read { path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn digest(cert: &[u8], key: &[u8]) -> Vec<u8> {
@@ -59,16 +65,26 @@ pub fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
     let key_path = files.key.display().to_string();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem { path: cert_path.clone(), message: e.to_string() })?;
+        .map_err(|e| TlsError::Pem {
+            path: cert_path.clone(),
+            message: e.to_string(),
+        })?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate { path: cert_path });
     }
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey { path: key_path.clone() },
-        other => TlsError::Pem { path: key_path.clone(), message: other.to_string() },
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
+            path: key_path.clone(),
+        },
+        other => TlsError::Pem {
+            path: key_path.clone(),
+            message: other.to_string(),
+        },
     })?;
     let not_after = certs.first().and_then(|c| {
-        x509_parser::parse_x509_certificate(c.as_ref()).ok().map(|(_, x)| x.validity().not_after.timestamp())
+        x509_parser::parse_x509_certificate(c.as_ref())
+            .ok()
+            .map(|(_, x)| x.validity().not_after.timestamp())
     });
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -76,7 +92,11 @@ pub fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Loaded { config: Arc::new(config), not_after, digest: digest(&cert_pem, &key_pem) })
+    Ok(Loaded {
+        config: Arc::new(config),
+        not_after,
+        digest: digest(&cert_pem, &key_pem),
+    })
 }
 
 /// Poll the files every `interval`; on a change, load the new pair and swap it in for new

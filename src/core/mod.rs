@@ -47,11 +47,20 @@ pub enum Operation<'a> {
 /// Offline check of a set of objects against each other: default everything, index it, and
 /// validate each Gloo object. Findings are sorted by object, then rule order of discovery.
 pub fn check(objects: &[Object], opts: &Options) -> Vec<Finding> {
-    let defaulted: Vec<Object> = objects.iter().map(|o| defaults::default_object(o.clone(), opts)).collect();
+    let defaulted: Vec<Object> = objects
+        .iter()
+        .map(|o| defaults::default_object(o.clone(), opts))
+        .collect();
     let snapshot = Snapshot::new(defaulted.iter().cloned(), opts);
     let mut out = Vec::new();
     for (written, defaulted) in objects.iter().zip(&defaulted) {
-        out.extend(rules::validate_defaulted(written, defaulted, &snapshot, opts, Operation::Create));
+        out.extend(rules::validate_defaulted(
+            written,
+            defaulted,
+            &snapshot,
+            opts,
+            Operation::Create,
+        ));
     }
     out
 }

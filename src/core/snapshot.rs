@@ -47,6 +47,9 @@ pub struct Snapshot {
     ap_dest_by_labels: BTreeSet<DestRef>,
     services_by_ns: HashMap<String, BTreeSet<String>>,
     service_accounts_by_ns: HashMap<String, BTreeSet<String>>,
+    /// Name → namespaces, for selectors that name an object in any namespace.
+    es_namespaces_by_name: HashMap<String, BTreeSet<String>>,
+    sa_namespaces_by_name: HashMap<String, BTreeSet<String>>,
 }
 
 impl Snapshot {
@@ -92,6 +95,10 @@ impl Snapshot {
                 for gw in gateway_refs(&es, &self.cluster) {
                     self.es_by_gateway.entry(gw).or_default().insert(k.clone());
                 }
+                self.es_namespaces_by_name
+                    .entry(k.1.clone())
+                    .or_default()
+                    .insert(k.0.clone());
                 self.external_services.insert(k, es);
             }
             Object::VirtualGateway(vg) => {
@@ -128,6 +135,10 @@ impl Snapshot {
                     .entry(k.0.clone())
                     .or_default()
                     .insert(k.1.clone());
+                self.sa_namespaces_by_name
+                    .entry(k.1.clone())
+                    .or_default()
+                    .insert(k.0.clone());
                 self.service_accounts.insert(k, sa);
             }
         }
@@ -145,6 +156,7 @@ impl Snapshot {
                     for gw in gateway_refs(&old, &self.cluster) {
                         remove_from(&mut self.es_by_gateway, &gw, &k);
                     }
+                    remove_from(&mut self.es_namespaces_by_name, &k.1, &k.0);
                 }
             }
             Object::VirtualGateway(_) => {
@@ -174,6 +186,7 @@ impl Snapshot {
             Object::ServiceAccount(_) => {
                 if self.service_accounts.remove(&k).is_some() {
                     remove_from(&mut self.service_accounts_by_ns, &k.0, &k.1);
+                    remove_from(&mut self.sa_namespaces_by_name, &k.1, &k.0);
                 }
             }
         }
@@ -252,12 +265,10 @@ impl Snapshot {
             if !list(&ap.spec.apply_to_workloads).is_empty() {
                 continue;
             }
-            let Some(sel) = list(&ap.spec.apply_to_destinations)
-                .get(*i)
-                .and_then(|d| d.selector.as_ref())
-            else {
+            let Some(dest) = list(&ap.spec.apply_to_destinations).get(*i) else {
                 continue;
             };
+            let sel = dest.selector.as_ref().unwrap_or(&ANY);
             if self.selects_external_service(sel, es) {
                 keys.insert(ap_key);
             }
@@ -290,6 +301,14 @@ impl Snapshot {
                 .external_service(ns, name)
                 .filter(|es| self.selects_external_service(sel, es))
                 .into_iter()
+                .collect(),
+            ("", name) if !name.is_empty() => self
+                .es_namespaces_by_name
+                .get(name)
+                .into_iter()
+                .flatten()
+                .filter_map(|ns| self.external_service(ns, name))
+                .filter(|es| self.selects_external_service(sel, es))
                 .collect(),
             _ => self
                 .external_services
@@ -357,6 +376,14 @@ impl Snapshot {
                 .filter(matches)
                 .into_iter()
                 .collect(),
+            ("", name) if !name.is_empty() => self
+                .sa_namespaces_by_name
+                .get(name)
+                .into_iter()
+                .flatten()
+                .filter_map(|ns| self.service_account(ns, name))
+                .filter(matches)
+                .collect(),
             (ns, _) if !ns.is_empty() => self
                 .service_accounts_by_ns
                 .get(ns)
@@ -398,9 +425,18 @@ pub fn external_service_destinations(ap: &AccessPolicy) -> Vec<(usize, &ObjectSe
         .iter()
         .enumerate()
         .filter(|(_, d)| text(&d.kind) == "EXTERNAL_SERVICE")
-        .filter_map(|(i, d)| d.selector.as_ref().map(|s| (i, s)))
+        .map(|(i, d)| (i, d.selector.as_ref().unwrap_or(&ANY)))
         .collect()
 }
+
+/// An omitted selector selects everything (Gloo's ObjectSelector semantics).
+static ANY: ObjectSelector = ObjectSelector {
+    labels: None,
+    name: None,
+    namespace: None,
+    cluster: None,
+    workspace: None,
+};
 
 fn remove_from<K: std::hash::Hash + Eq, V: Ord>(map: &mut HashMap<K, BTreeSet<V>>, k: &K, v: &V) {
     if let Some(set) = map.get_mut(k) {

@@ -152,8 +152,12 @@ pub fn listener_exposes(l: &Listener, vg_ns: &str, es: &ExternalService, snap: &
     let exposed = list(&l.exposed_external_services);
     exposed.is_empty()
         || exposed.iter().any(|e| {
-            hosts.iter().any(|h| syntax::exposed_host_matches(text(&e.host), vg_ns, es_ns, h))
-                && e.selector.as_ref().is_none_or(|sel| snap.selects_external_service(sel, es))
+            hosts
+                .iter()
+                .any(|h| syntax::exposed_host_matches(text(&e.host), vg_ns, es_ns, h))
+                && e.selector
+                    .as_ref()
+                    .is_none_or(|sel| snap.selects_external_service(sel, es))
         })
 }
 

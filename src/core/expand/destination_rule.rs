@@ -68,7 +68,8 @@ pub fn tls_origination(es: &ExternalService, opts: &Options) -> Vec<IstioObject>
                     client_certificate: nonempty(&tls.client_certificate),
                     private_key: nonempty(&tls.private_key),
                     // insecureSkipVerify excludes a CA (istiod rule): the user chose no verification.
-                    ca_certificates: nonempty(&tls.ca_certificates).filter(|_| tls.insecure_skip_verify != Some(true)),
+                    ca_certificates: nonempty(&tls.ca_certificates)
+                        .filter(|_| tls.insecure_skip_verify != Some(true)),
                     credential_name: nonempty(&tls.credential_name),
                     // insecureSkipVerify excludes SAN checks (istiod rule).
                     subject_alt_names: if tls.insecure_skip_verify == Some(true) || istio_mutual {

@@ -43,11 +43,11 @@ pub fn rule_for(
     }
     let from = sources(entry, snap, opts)?;
     let mut operation = operation;
-    operation.methods = list(&entry.allowed_methods)
+    operation.methods = nonempty(&entry.allowed_methods)
         .iter()
         .map(|m| m.to_ascii_uppercase())
         .collect();
-    operation.paths = list(&entry.allowed_paths).to_vec();
+    operation.paths = nonempty(&entry.allowed_paths);
     let to = if operation == Operation::default() {
         Vec::new()
     } else {
@@ -62,11 +62,17 @@ pub fn rule_for(
         .flatten()
         .map(|(name, v)| Condition {
             key: format!("request.headers[{name}]"),
-            values: list(&v.values).to_vec(),
-            not_values: list(&v.not_values).to_vec(),
+            values: nonempty(&v.values),
+            not_values: nonempty(&v.not_values),
         })
         .collect();
     Some(Rule { from, to, when })
+}
+
+/// The list without empty strings: Istio rejects an empty string in any AuthorizationPolicy
+/// list, and the rules only warn about some of them (A16).
+fn nonempty(v: &Option<Vec<String>>) -> Vec<String> {
+    list(v).iter().filter(|s| !s.is_empty()).cloned().collect()
 }
 
 /// `from` sources: one for the ServiceAccount principals, one per request-identity matcher;
@@ -84,8 +90,8 @@ fn sources(entry: &Authorization, snap: &Snapshot, opts: &Options) -> Option<Vec
             }
             if let Some(m) = &c.request_identity_matcher {
                 let (req, not_req) = (
-                    list(&m.request_principals).to_vec(),
-                    list(&m.not_request_principals).to_vec(),
+                    nonempty(&m.request_principals),
+                    nonempty(&m.not_request_principals),
                 );
                 if !req.is_empty() || !not_req.is_empty() {
                     sources.push(Source {
@@ -111,8 +117,8 @@ fn sources(entry: &Authorization, snap: &Snapshot, opts: &Options) -> Option<Vec
         }
     }
     let (ip, remote) = (
-        list(&entry.allowed_ip_blocks).to_vec(),
-        list(&entry.allowed_remote_ip_blocks).to_vec(),
+        nonempty(&entry.allowed_ip_blocks),
+        nonempty(&entry.allowed_remote_ip_blocks),
     );
     if !ip.is_empty() || !remote.is_empty() {
         if sources.is_empty() {

@@ -258,6 +258,12 @@ fn no_service_account_message(sel: &ObjectSelector, snap: &Snapshot) -> String {
                 "ServiceAccount {ns}/{name} exists but does not have the labels {labels}: \
                  {CONSEQUENCE}"
             ),
+            // A name + namespace selector keeps its principal (the IdentitySelector contract for
+            // accounts created later), so the consequence differs from the other cases.
+            None if labels.is_empty() => format!(
+                "ServiceAccount {ns}/{name} does not exist (yet): its principal is allowed already and \
+                 takes effect when the ServiceAccount is created"
+            ),
             None => format!("ServiceAccount {ns}/{name} does not exist: {CONSEQUENCE}"),
         };
     }
