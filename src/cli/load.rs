@@ -134,20 +134,65 @@ fn documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, LoadError> {
                 message: format!("invalid JSON: {e}"),
             });
     }
-    let mut docs = Vec::new();
+    let mut chunks: Vec<(usize, String)> = Vec::new();
     let mut start = 1;
     let mut current = String::new();
     for (i, line) in text.lines().enumerate() {
         if is_separator(line) {
-            push_yaml(file, start, &current, &mut docs)?;
-            current.clear();
+            chunks.push((start, std::mem::take(&mut current)));
             start = i + 2;
             continue;
         }
         current.push_str(line);
         current.push('\n');
     }
-    push_yaml(file, start, &current, &mut docs)?;
+    chunks.push((start, current));
+    parse_yaml_chunks(file, chunks)
+}
+
+/// Parse YAML documents on every core: YAML parsing is most of the time `check` takes on a
+/// large file, and documents are independent. Order (and the first error) is kept.
+fn parse_yaml_chunks(
+    file: &str,
+    chunks: Vec<(usize, String)>,
+) -> Result<Vec<(usize, Value)>, LoadError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads <= 1 || chunks.len() < 64 {
+        return chunks
+            .iter()
+            .filter_map(|(line, text)| parse_yaml(file, *line, text).transpose())
+            .collect();
+    }
+    let per = chunks.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<(usize, Value)>, LoadError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .filter_map(|(line, text)| parse_yaml(file, *line, text).transpose())
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(LoadError::Parse {
+                        location: file.to_string(),
+                        message: "the YAML parser failed".to_string(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut docs = Vec::with_capacity(chunks.len());
+    for part in parts {
+        docs.extend(part?);
+    }
     Ok(docs)
 }
 
@@ -155,24 +200,17 @@ fn is_separator(line: &str) -> bool {
     line == "---" || line.starts_with("--- ") || line.starts_with("---\t") || line == "..."
 }
 
-fn push_yaml(
-    file: &str,
-    start: usize,
-    text: &str,
-    docs: &mut Vec<(usize, Value)>,
-) -> Result<(), LoadError> {
+/// One YAML document; `None` for an empty one (comments only, or `null`).
+fn parse_yaml(file: &str, start: usize, text: &str) -> Result<Option<(usize, Value)>, LoadError> {
     if text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
     {
-        return Ok(());
+        return Ok(None);
     }
     match serde_saphyr::from_str::<Value>(text) {
-        Ok(Value::Null) => Ok(()),
-        Ok(v) => {
-            docs.push((start, v));
-            Ok(())
-        }
+        Ok(Value::Null) => Ok(None),
+        Ok(v) => Ok(Some((start, v))),
         Err(e) => {
             let line = e
                 .location()
