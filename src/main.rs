@@ -8,7 +8,9 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
-use egress_webhook::cli::{self, check::CheckArgs, render::RenderArgs};
+use egress_webhook::cli::{
+    self, certs::CertsArgs, check::CheckArgs, render::RenderArgs, serve::ServeArgs,
+};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +31,10 @@ enum Command {
     Render(RenderArgs),
     /// Print the CustomResourceDefinitions of ExternalService, VirtualGateway and AccessPolicy.
     Crds,
+    /// Write a CA and a serving certificate for local use.
+    Certs(CertsArgs),
+    /// Serve /mutate and /validate over HTTPS (plus /healthz, /readyz, /metrics).
+    Serve(Box<ServeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +60,39 @@ fn main() -> ExitCode {
                 cli::EXIT_USAGE
             }
         },
+        Command::Certs(args) => match cli::certs::run(&args) {
+            Ok(()) => cli::EXIT_OK,
+            Err(e) => {
+                eprintln!("error: {e}");
+                cli::EXIT_FINDINGS
+            }
+        },
+        Command::Serve(args) => serve(*args),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+/// The server runs on tokio; everything else is synchronous.
+fn serve(args: ServeArgs) -> i32 {
+    // One crypto provider for the whole process: ring (kube and rustls agree on it).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    cli::serve::init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return cli::EXIT_FINDINGS;
+        }
+    };
+    match runtime.block_on(cli::serve::run(args)) {
+        Ok(()) => cli::EXIT_OK,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            cli::EXIT_FINDINGS
+        }
+    }
 }

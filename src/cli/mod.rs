@@ -1,10 +1,12 @@
 //! The offline commands (`check`, `render`, `crds`) and the input loader they share.
 //! Each returns the process exit code; main.rs only parses flags and calls them.
 
+pub mod certs;
 pub mod check;
 pub mod crds;
 pub mod load;
 pub mod render;
+pub mod serve;
 
 use crate::core::Options;
 

@@ -1,0 +1,148 @@
+//! `egress-webhook serve`: the admission server with a static catalog (`--objects`).
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use crate::admission::{ServeConfig, tls::CertFiles};
+use crate::catalog::Catalog;
+
+use super::{CoreFlags, load};
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub core: CoreFlags,
+    #[arg(long)]
+    pub tls_cert: PathBuf,
+    #[arg(long)]
+    pub tls_key: PathBuf,
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Plain-HTTP listener for /metrics, /healthz and /readyz (they are on the TLS port too).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Objects the cross-object rules see (files or directories, as for `check`).
+    #[arg(long)]
+    pub objects: Vec<String>,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Bodies above this many bytes get 413.
+    #[arg(long, default_value_t = 7 << 20)]
+    pub max_body_bytes: usize,
+    /// Connections past this many are closed at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Upper bound for one review, reading the body included (also capped below `?timeout=`).
+    #[arg(long, value_parser = parse_duration, default_value = "8s")]
+    pub review_timeout: Duration,
+    /// Time a client has to send its request headers, and to finish the TLS handshake.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub header_timeout: Duration,
+    /// After SIGTERM: keep accepting this long (readyz already false), then stop accepting.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub shutdown_delay: Duration,
+    /// Then wait at most this long for in-flight reviews.
+    #[arg(long, value_parser = parse_duration, default_value = "20s")]
+    pub shutdown_grace: Duration,
+    /// How often the certificate files are checked for a new pair.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub cert_poll_interval: Duration,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `500ms`, `5s`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms, 5s or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let opts = args.core.options();
+    let catalog = if args.objects.is_empty() {
+        // No source: an empty catalog is still a complete answer ("nothing else exists").
+        Catalog::from_objects(Vec::new(), &opts)
+    } else {
+        let loaded = load::load_inputs(&args.objects)?;
+        tracing::info!(objects = loaded.objects.len(), "catalog loaded from files");
+        Catalog::from_objects(
+            loaded.objects.into_iter().map(|l| l.object).collect(),
+            &opts,
+        )
+    };
+    let mut cfg = ServeConfig::new(
+        args.listen,
+        CertFiles {
+            cert: args.tls_cert,
+            key: args.tls_key,
+        },
+    );
+    cfg.metrics_listen = args.metrics_listen;
+    cfg.max_body_bytes = args.max_body_bytes;
+    cfg.max_connections = args.max_connections;
+    cfg.review_timeout = args.review_timeout;
+    cfg.header_read_timeout = args.header_timeout;
+    cfg.handshake_timeout = args.header_timeout;
+    cfg.shutdown_delay = args.shutdown_delay;
+    cfg.shutdown_grace = args.shutdown_grace;
+    cfg.cert_poll_interval = args.cert_poll_interval;
+    let mut running = crate::admission::start(cfg, Arc::new(catalog), opts).await?;
+    tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, "serving /mutate and /validate");
+    shutdown_signal().await;
+    running.shutdown();
+    (&mut running.done).await?;
+    Ok(())
+}
