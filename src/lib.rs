@@ -6,5 +6,6 @@
 
 pub mod api;
 pub mod cli;
+pub mod controlplane;
 pub mod core;
 pub mod istio;
