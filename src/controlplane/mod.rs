@@ -778,6 +778,104 @@ mod tests {
         assert_send_sync::<ControlPlane>();
     }
 
+    /// A bin dir of shell scripts standing in for the real binaries, to exercise start-up
+    /// failures without a 9-minute build. `etcd` just sleeps; `kubectl` always fails, so the
+    /// apiserver never looks ready.
+    fn fake_bin_dir(apiserver_script: &str) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!(
+            "egress-cp-fake-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let bin = root.join("bin");
+        let runs = root.join("runs");
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&runs).unwrap();
+        for (name, body) in [
+            ("etcd", "exec sleep 60"),
+            ("kube-apiserver", apiserver_script),
+            ("kube-controller-manager", "exec sleep 60"),
+            ("kubectl", "exit 1"),
+        ] {
+            let path = bin.join(name);
+            fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        (bin, runs)
+    }
+
+    fn fake_options(bin: &Path, runs: &Path, timeout: Duration) -> Options {
+        Options {
+            bin_dir: Some(bin.to_path_buf()),
+            parent_dir: Some(runs.to_path_buf()),
+            start_timeout: timeout,
+            keep_run_dir: false,
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn start_failure_carries_the_log_tail_and_cleans_up() {
+        let (bin, runs) = fake_bin_dir("echo 'E0101 flag parsing failed: --bogus' >&2\nexit 3");
+        let err = ControlPlane::start(fake_options(&bin, &runs, Duration::from_secs(30)))
+            .expect_err("the fake apiserver exits");
+        match &err {
+            Error::ProcessExited {
+                process,
+                status,
+                tail,
+                ..
+            } => {
+                assert_eq!(*process, "kube-apiserver");
+                assert!(status.contains('3'), "{status}");
+                assert!(tail.contains("flag parsing failed: --bogus"), "{tail}");
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+        assert!(err.to_string().contains("flag parsing failed"));
+        // The failed start removed its run dir (and killed the fake etcd with it).
+        assert_eq!(fs::read_dir(&runs).unwrap().count(), 0);
+        fs::remove_dir_all(bin.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn start_timeout_names_what_was_awaited() {
+        let (bin, runs) = fake_bin_dir("echo 'waiting for etcd'\nexec sleep 60");
+        let err = ControlPlane::start(fake_options(&bin, &runs, Duration::from_millis(300)))
+            .expect_err("kubectl never succeeds");
+        match &err {
+            Error::StartTimeout { what, tail, .. } => {
+                assert_eq!(what, "kube-apiserver /readyz");
+                assert!(tail.contains("waiting for etcd"), "{tail}");
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+        assert_eq!(fs::read_dir(&runs).unwrap().count(), 0);
+        fs::remove_dir_all(bin.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn port_clash_is_retried_with_new_ports() {
+        // Each attempt appends a line, so the number of attempts can be counted afterwards.
+        let (bin, runs) = fake_bin_dir("");
+        let counter = runs.parent().unwrap().join("attempts");
+        let script = format!(
+            "echo x >> '{}'\necho 'listen tcp 127.0.0.1:1: bind: address already in use' >&2\nexit 1",
+            counter.display()
+        );
+        fs::write(bin.join("kube-apiserver"), format!("#!/bin/sh\n{script}\n")).unwrap();
+        let err = ControlPlane::start(fake_options(&bin, &runs, Duration::from_secs(30)))
+            .expect_err("the port is always taken");
+        assert!(err.is_port_clash(), "{err}");
+        let attempts = fs::read_to_string(&counter).unwrap().lines().count();
+        assert_eq!(attempts, PORT_CLASH_ATTEMPTS);
+        fs::remove_dir_all(bin.parent().unwrap()).unwrap();
+    }
+
     #[test]
     fn start_without_binaries_says_how_to_build_them() {
         let opts = Options {
