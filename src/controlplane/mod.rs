@@ -189,6 +189,9 @@ impl ControlPlane {
     fn start_once(binaries: Binaries, opts: &Options) -> Result<Self, Error> {
         let started = Instant::now();
         let deadline = started + opts.start_timeout;
+        // Everything fallible that needs no directory comes first, so a failure leaves none.
+        let ca = Ca::generate()?;
+        let spawner = Spawner::new().map_err(Error::io("starting the spawner thread"))?;
         let parent = opts.parent_dir.clone().unwrap_or_else(std::env::temp_dir);
         let run_dir = create_run_dir(&parent)?;
 
@@ -201,10 +204,10 @@ impl ControlPlane {
             keep_run_dir: opts.keep_run_dir,
             binaries,
             server_url: String::new(),
-            ca: Ca::generate()?,
+            ca,
             ca_pem: String::new(),
             processes: Vec::new(),
-            spawner: Spawner::new().map_err(Error::io("starting the spawner thread"))?,
+            spawner,
             minted_users: AtomicUsize::new(0),
             startup: Duration::ZERO,
             stopped: false,
@@ -696,15 +699,15 @@ fn create_run_dir(parent: &Path) -> Result<PathBuf, Error> {
         .unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let dir = parent.join(format!("egress-cp-{}-{nanos}-{n}", std::process::id()));
-    create_dir(&dir)?;
+    private_dir_builder()
+        .create(&dir)
+        .map_err(Error::io(format!("creating {}", dir.display())))?;
     Ok(dir)
 }
 
+/// Creates a private directory inside the run dir; an existing one is fine (e.g. `users/`).
 fn create_dir(dir: &Path) -> Result<(), Error> {
-    let mut b = fs::DirBuilder::new();
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    match b.create(dir) {
+    match private_dir_builder().create(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(e) => Err(Error::Io {
@@ -712,6 +715,14 @@ fn create_dir(dir: &Path) -> Result<(), Error> {
             source: e,
         }),
     }
+}
+
+/// Owner-only directories: they hold private keys.
+fn private_dir_builder() -> fs::DirBuilder {
+    let mut b = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b
 }
 
 /// Writes a file; `private` ones (keys, kubeconfigs) are readable by the owner only.
