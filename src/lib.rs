@@ -8,5 +8,6 @@ pub mod admission;
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod controlplane;
 pub mod core;
 pub mod istio;
