@@ -46,10 +46,12 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    // stdout/stderr are locked only by the synchronous commands: `serve` logs to stderr from
+    // its worker threads, which would wait forever on a lock held here.
+    let (out, err) = (std::io::stdout, std::io::stderr);
     let code = match cli.command {
-        Command::Check(args) => cli::check::run(&args, &mut out, &mut err),
-        Command::Render(args) => cli::render::run(&args, &mut out, &mut err),
+        Command::Check(args) => cli::check::run(&args, &mut out().lock(), &mut err().lock()),
+        Command::Render(args) => cli::render::run(&args, &mut out().lock(), &mut err().lock()),
         Command::Crds => match cli::crds::render() {
             Ok(text) => {
                 print!("{text}");

@@ -156,7 +156,17 @@ pub async fn start(
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
         .handshake_timeout(cfg.handshake_timeout)
         .acceptor(ConnectionLimit::new(cfg.max_connections));
-    let mut server = axum_server::bind(cfg.listen)
+    // Bind here rather than inside `serve`, so that "address in use" reaches the caller as is.
+    let bind_err = |source| ServeError::Bind {
+        what: "listen on",
+        addr: cfg.listen,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(cfg.listen).map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    let addr = listener.local_addr().map_err(bind_err)?;
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(bind_err)?
         .acceptor(acceptor)
         .handle(handle.clone())
         .first_request_timeout(cfg.header_read_timeout)
@@ -177,11 +187,6 @@ pub async fn start(
             }
         }
     });
-    let addr = handle.listening().await.ok_or_else(|| ServeError::Bind {
-        what: "listen on",
-        addr: cfg.listen,
-        source: std::io::Error::other("the server did not start listening"),
-    })?;
 
     let (metrics_handle, metrics_addr, metrics_task) = match cfg.metrics_listen {
         Some(maddr) => {
