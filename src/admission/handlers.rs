@@ -42,11 +42,11 @@ fn json_response(status: StatusCode, review: ReviewOut) -> Response {
 }
 
 pub async fn mutate(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    handle(st, Endpoint::Mutate, body)
+    handle(st, Endpoint::Mutate, body).await
 }
 
 pub async fn validate(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    handle(st, Endpoint::Validate, body)
+    handle(st, Endpoint::Validate, body).await
 }
 
 /// Decrements the in-flight gauge however the handler ends.
@@ -57,7 +57,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>) -> Response {
+async fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     st.metrics.in_flight.inc();
     let _in_flight = InFlight(&st.metrics);
@@ -83,9 +83,20 @@ fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>)
             );
         }
     };
-    let outcome = st
+    let mut outcome = st
         .catalog
         .read(|snap| review::handle(endpoint, &body, snap, &st.opts));
+    // A denial for a missing reference may come from a cache that has not seen a brand-new
+    // object yet: look the references up once (cluster catalog only), then decide again.
+    if endpoint == Endpoint::Validate
+        && st.catalog.may_refresh(&outcome.findings)
+        && let Some(obj) = review::request_object(&body)
+        && st.catalog.refresh_for(&obj).await
+    {
+        outcome = st
+            .catalog
+            .read(|snap| review::handle(endpoint, &body, snap, &st.opts));
+    }
     let elapsed = started.elapsed();
     let span = tracing::info_span!(
         "review",

@@ -296,6 +296,13 @@ fn typed(value: &Value, outcome: &mut Outcome) -> Option<Object> {
     }
 }
 
+/// The object under review (CREATE/UPDATE), typed; None when the body has none or it does not
+/// decode. For the catalog's live lookups after a first verdict.
+pub fn request_object(body: &[u8]) -> Option<Object> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    Object::from_value(value.pointer_mut("/request/object")?.take()).ok()
+}
+
 /// Handle one review body at `endpoint`.
 pub fn handle(endpoint: Endpoint, body: &[u8], snap: &Snapshot, opts: &Options) -> Outcome {
     let req = match decode(body) {

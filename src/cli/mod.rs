@@ -8,6 +8,8 @@ pub mod load;
 pub mod render;
 pub mod rules;
 pub mod serve;
+pub mod webhook_config;
+pub mod dev;
 
 use crate::core::Options;
 
