@@ -281,9 +281,11 @@ fn report_and_apply(dev: &DevCluster, args: &DevArgs, dir: Option<&Path>, starte
             },
             inputs: files.iter().map(|f| f.display().to_string()).collect(),
         };
+        // render's notes and warnings repeat what kubectl printed above; shown on failure only.
         let mut out = std::io::stdout();
-        let mut err = std::io::stdout();
+        let mut err = Vec::new();
         if render::run(&render_args, &mut out, &mut err) != EXIT_OK {
+            print!("{}", String::from_utf8_lossy(&err));
             code = EXIT_FINDINGS;
         }
     }

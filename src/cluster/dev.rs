@@ -319,19 +319,21 @@ impl DevCluster {
     /// Polls dry-run creates until the mutating webhook defaults a probe ExternalService and
     /// the validating webhook denies an invalid one.
     fn wait_live(&self, deadline: Instant, timeout: Duration) -> Result<(), DevError> {
-        let probe = |number: u32| {
+        // The invalid probe passes the CRD schema (checked after mutation, before validation)
+        // and fails our rules: an unknown protocol (E6).
+        let probe = |protocol: &str| {
             json!({
                 "apiVersion": "networking.gloo.solo.io/v2",
                 "kind": "ExternalService",
                 "metadata": {"name": "egress-webhook-liveness-probe", "namespace": "default"},
                 "spec": {
                     "hosts": ["probe.example.com"],
-                    "ports": [{"name": "http", "number": number, "protocol": "HTTP"}]
+                    "ports": [{"name": "http", "number": 80, "protocol": protocol}]
                 }
             })
             .to_string()
         };
-        let (valid, invalid) = (probe(80), probe(0));
+        let (valid, invalid) = (probe("HTTP"), probe("NOT-A-PROTOCOL"));
         let create = ["create", "--dry-run=server", "-o", "json", "-f", "-"];
         let denial = format!(
             "admission webhook \"{}\" denied the request",
@@ -470,10 +472,10 @@ impl DevCluster {
                 if let Some(rt) = &self.runtime
                     && tokio::runtime::Handle::try_current().is_err()
                 {
-                    let _ = rt.block_on(tokio::time::timeout(
-                        Duration::from_secs(10),
-                        &mut running.done,
-                    ));
+                    let done = &mut running.done;
+                    let _ = rt.block_on(async {
+                        tokio::time::timeout(Duration::from_secs(10), done).await
+                    });
                 }
                 running.done.abort();
                 Ok(())
