@@ -237,8 +237,7 @@ pub fn missing_references(obj: &Object, snap: &Snapshot, opts: &Options) -> Vec<
                 };
                 for r in list(&routes.virtual_gateway_refs) {
                     let name = text(&r.name);
-                    if name.is_empty() || !is_local_cluster(text(&r.cluster), &opts.cluster_name)
-                    {
+                    if name.is_empty() || !is_local_cluster(text(&r.cluster), &opts.cluster_name) {
                         continue;
                     }
                     let namespace = match text(&r.namespace) {
@@ -308,12 +307,10 @@ pub fn placeholder(kind: &str, namespace: &str, name: &str) -> Option<Object> {
             metadata,
             ..Default::default()
         }),
-        "ServiceAccount" => {
-            Object::ServiceAccount(k8s_openapi::api::core::v1::ServiceAccount {
-                metadata,
-                ..Default::default()
-            })
-        }
+        "ServiceAccount" => Object::ServiceAccount(k8s_openapi::api::core::v1::ServiceAccount {
+            metadata,
+            ..Default::default()
+        }),
         _ => return None,
     })
 }

@@ -9,8 +9,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use egress_webhook::cli::{
-    self, certs::CertsArgs, check::CheckArgs, dev::DevArgs, render::RenderArgs,
-    serve::ServeArgs, webhook_config::WebhookConfigArgs,
+    self, certs::CertsArgs, check::CheckArgs, dev::DevArgs, render::RenderArgs, serve::ServeArgs,
+    webhook_config::WebhookConfigArgs,
 };
 
 #[derive(Parser)]

@@ -77,7 +77,11 @@ fn state_dir(args: &DevArgs) -> Result<Option<PathBuf>, String> {
 
 /// The pid of a live `egress-webhook dev` recorded in `dir`, if any.
 fn running_pid(dir: &Path) -> Option<i32> {
-    let pid: i32 = fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()?;
+    let pid: i32 = fs::read_to_string(dir.join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     is_dev_process(pid).then_some(pid)
 }
 
@@ -140,7 +144,9 @@ fn foreground(args: &DevArgs) -> Result<i32, String> {
         webhook_timeout: Duration::from_secs(args.timeout),
         ..DevOptions::default()
     };
-    println!("starting: etcd, kube-apiserver and kube-controller-manager {K8S_VERSION}, CRDs, webhook ...");
+    println!(
+        "starting: etcd, kube-apiserver and kube-controller-manager {K8S_VERSION}, CRDs, webhook ..."
+    );
     let dev = match DevCluster::start(opts) {
         Ok(d) => d,
         Err(e) => {

@@ -19,21 +19,24 @@ pub struct WebhookConfigArgs {
 }
 
 pub fn run(args: &WebhookConfigArgs) -> Result<String, String> {
-    if args.url.is_none() && args.ca_bundle.is_none() && args.namespace == webhook::DEFAULT_NAMESPACE
+    if args.url.is_none()
+        && args.ca_bundle.is_none()
+        && args.namespace == webhook::DEFAULT_NAMESPACE
     {
         return webhook::manifest_yaml().map_err(|e| e.to_string());
     }
     let mut reg = Registration::in_cluster(&args.namespace);
     if let Some(url) = &args.url {
         if !url.starts_with("https://") {
-            return Err(format!("--url {url}: the apiserver calls webhooks over https only"));
+            return Err(format!(
+                "--url {url}: the apiserver calls webhooks over https only"
+            ));
         }
         reg.endpoint = Endpoint::Url(url.clone());
     }
     if let Some(path) = &args.ca_bundle {
-        reg.ca_bundle_pem = Some(
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        );
+        reg.ca_bundle_pem =
+            Some(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
     }
     webhook::to_yaml(&reg).map_err(|e| e.to_string())
 }

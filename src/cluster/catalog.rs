@@ -111,9 +111,8 @@ impl Drop for ClusterSource {
 /// A catalog fed by watches on the cluster behind `client`, with live lookups, and the watches
 /// (spawned on the current tokio runtime).
 pub fn cluster_catalog(client: Client, opts: &Options) -> (Arc<Catalog>, ClusterSource) {
-    let catalog = Arc::new(
-        Catalog::new(opts).with_refresher(Arc::new(LiveRefresher::new(client.clone()))),
-    );
+    let catalog =
+        Arc::new(Catalog::new(opts).with_refresher(Arc::new(LiveRefresher::new(client.clone()))));
     let source = start(client, catalog.clone());
     (catalog, source)
 }

@@ -340,28 +340,35 @@ impl DevCluster {
             webhook::VALIDATING_WEBHOOK
         );
         let mut mutated = false;
-        poll("the apiserver calling the webhook", deadline, timeout, || {
-            if !mutated {
-                let out = self.kubectl_stdin(&create, &valid).map_err(|e| e.to_string())?;
-                let stored: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-                if stored.pointer("/spec/ports/0/targetPort").is_none() {
-                    return Err(format!(
-                        "not defaulted yet: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ));
+        poll(
+            "the apiserver calling the webhook",
+            deadline,
+            timeout,
+            || {
+                if !mutated {
+                    let out = self
+                        .kubectl_stdin(&create, &valid)
+                        .map_err(|e| e.to_string())?;
+                    let stored: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                    if stored.pointer("/spec/ports/0/targetPort").is_none() {
+                        return Err(format!(
+                            "not defaulted yet: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ));
+                    }
+                    mutated = true;
                 }
-                mutated = true;
-            }
-            let out = self
-                .kubectl_stdin(&create, &invalid)
-                .map_err(|e| e.to_string())?;
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            if !out.status.success() && stderr.contains(&denial) {
-                Ok(())
-            } else {
-                Err(format!("not denied yet: {}", stderr.trim()))
-            }
-        })
+                let out = self
+                    .kubectl_stdin(&create, &invalid)
+                    .map_err(|e| e.to_string())?;
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                if !out.status.success() && stderr.contains(&denial) {
+                    Ok(())
+                } else {
+                    Err(format!("not denied yet: {}", stderr.trim()))
+                }
+            },
+        )
     }
 
     pub fn cp(&self) -> &ControlPlane {
@@ -490,9 +497,7 @@ impl DevCluster {
                 while child.exited().is_none() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                child
-                    .kill()
-                    .map_err(io("stopping the webhook process"))?;
+                child.kill().map_err(io("stopping the webhook process"))?;
                 Ok(())
             }
             Webhook::Stopped => Ok(()),
