@@ -4,6 +4,7 @@
 //! 2. Server-side apply each desired object (strict field validation). A name not in that list is
 //!    first looked up: an object we do not manage is never overwritten (a conflict that names it).
 //! 3. Delete the listed objects that are no longer desired.
+//!
 //! Any failure undoes what this call did (created objects deleted, changed ones restored, deleted
 //! ones re-created), so a denied parent never leaves a half-written set behind.
 
@@ -58,7 +59,7 @@ pub struct SyncReport {
 /// One step to take back.
 enum Undo {
     Delete(ApiResource, String, String),
-    Restore(ApiResource, DynamicObject),
+    Restore(ApiResource, Box<DynamicObject>),
 }
 
 #[derive(Clone)]
@@ -235,7 +236,7 @@ impl Writer {
                 .map_err(write_err)?;
             match existing {
                 Some(prev) => {
-                    undo.push(Undo::Restore(ar.clone(), restorable(prev)));
+                    undo.push(Undo::Restore(ar.clone(), Box::new(restorable(prev))));
                     report.updated.push(id(d.kind, ns, name));
                 }
                 None => {
@@ -272,7 +273,7 @@ impl Writer {
                 }
             }
             report.deleted.push(id(&ar.kind, &ns, &name));
-            undo.push(Undo::Restore(ar, restorable(o)));
+            undo.push(Undo::Restore(ar, Box::new(restorable(o))));
         }
         Ok(report)
     }
