@@ -2,6 +2,7 @@
 //! apply under one field manager, pruned when no longer wanted, rolled back when a write fails.
 //! The pure side (what is wanted) is `core::expand`; this module only talks to the apiserver.
 
+pub mod guard;
 pub mod kinds;
 pub mod writer;
 
