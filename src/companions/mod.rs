@@ -4,6 +4,7 @@
 
 pub mod guard;
 pub mod kinds;
+pub mod reconcile;
 pub mod writer;
 
 pub use writer::{SyncError, SyncReport, Writer};
