@@ -35,6 +35,26 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Upper bound for one review, body read included.
     pub review_timeout: Duration,
+    /// Writing companions into the cluster (absent with a static catalog: `--objects`).
+    pub companions: Option<Arc<CompanionWrites>>,
+}
+
+/// What the validating webhook needs to write companions and guard them.
+pub struct CompanionWrites {
+    pub writer: crate::companions::Writer,
+    /// Identities allowed to change generated objects (ours).
+    pub guard_identities: Vec<String>,
+    /// Budget for the writes of one review, well under the apiserver's timeoutSeconds.
+    pub deadline: Duration,
+}
+
+impl std::fmt::Debug for CompanionWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompanionWrites")
+            .field("guard_identities", &self.guard_identities)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 fn json_response(status: StatusCode, review: ReviewOut) -> Response {
@@ -42,11 +62,11 @@ fn json_response(status: StatusCode, review: ReviewOut) -> Response {
 }
 
 pub async fn mutate(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    handle(st, Endpoint::Mutate, body)
+    handle(st, Endpoint::Mutate, body).await
 }
 
 pub async fn validate(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    handle(st, Endpoint::Validate, body)
+    handle(st, Endpoint::Validate, body).await
 }
 
 /// Decrements the in-flight gauge however the handler ends.
@@ -57,7 +77,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>) -> Response {
+async fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     st.metrics.in_flight.inc();
     let _in_flight = InFlight(&st.metrics);
@@ -83,9 +103,20 @@ fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>)
             );
         }
     };
-    let outcome = st
+    let guard = st
+        .companions
+        .as_ref()
+        .map(|c| c.guard_identities.as_slice());
+    let mut outcome = st
         .catalog
-        .read(|snap| review::handle(endpoint, &body, snap, &st.opts));
+        .read(|snap| review::handle_guarded(endpoint, &body, snap, &st.opts, guard));
+    if let (Some(obj), Some(c), false) = (
+        outcome.admitted.take(),
+        st.companions.as_ref(),
+        outcome.dry_run,
+    ) {
+        write_companions(&st, c, obj, &mut outcome).await;
+    }
     let elapsed = started.elapsed();
     let span = tracing::info_span!(
         "review",
@@ -131,6 +162,63 @@ fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>)
     );
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     json_response(status, outcome.review)
+}
+
+/// Write the companions of everything the admitted object affects, before answering. The
+/// validating phase is the right one: the object is final (every mutation applied), and a
+/// failure here can still deny it. On failure the writer has undone its writes.
+async fn write_companions(
+    st: &AppState,
+    c: &CompanionWrites,
+    obj: crate::core::Object,
+    outcome: &mut review::Outcome,
+) {
+    use crate::core::expand::{affected_parents, expand_parents};
+    let (desired, parents) = st.catalog.read(|snap| {
+        let mut parents = affected_parents(snap, &obj);
+        // The snapshot as it will be once the object is stored. A clone per write: simple and
+        // correct; making it incremental for very large catalogs is future work.
+        let mut after = snap.clone();
+        after.insert(obj.clone());
+        parents.extend(affected_parents(&after, &obj));
+        (expand_parents(&after, &st.opts, &parents), parents)
+    });
+    match c.writer.sync(&desired, &parents, c.deadline).await {
+        Ok(report) => {
+            for (op, list) in [
+                ("create", &report.created),
+                ("update", &report.updated),
+                ("delete", &report.deleted),
+            ] {
+                for id in list {
+                    let kind = id.split(' ').next().unwrap_or("").to_string();
+                    st.metrics
+                        .companion_writes
+                        .get_or_create(&super::metrics::WriteLabels {
+                            kind,
+                            op: op.into(),
+                        })
+                        .inc();
+                }
+            }
+        }
+        Err(e) => {
+            let (code, reason) = match e {
+                crate::companions::SyncError::Conflict { .. } => (409, "Conflict"),
+                _ => (500, "InternalError"),
+            };
+            if code == 409 {
+                st.metrics
+                    .reconcile
+                    .get_or_create(&super::metrics::ReconcileLabels {
+                        outcome: "conflict".into(),
+                    })
+                    .inc();
+            }
+            let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
+            outcome.deny(code, reason, format!("{id}: the companion Istio objects could not be written, nothing was changed: {e}"));
+        }
+    }
 }
 
 fn record(
