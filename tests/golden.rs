@@ -6,35 +6,17 @@
 
 mod support;
 
-use egress_webhook::cli::{load, render::to_yaml};
+use egress_webhook::cli::render::to_yaml;
 use egress_webhook::core::{
     Object, Options, Snapshot, check, defaults::default_object, expand::expand,
 };
 
 fn cases() -> Vec<std::path::PathBuf> {
-    let mut dirs: Vec<_> = std::fs::read_dir(support::repo_path("tests/golden"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs
+    support::golden_cases()
 }
 
-pub fn inputs(dir: &std::path::Path) -> Vec<Object> {
-    let input = dir.join("input.yaml");
-    let text = std::fs::read_to_string(&input).unwrap();
-    let own: Vec<Object> = load::load_inputs(&[input.display().to_string()])
-        .unwrap()
-        .objects
-        .into_iter()
-        .map(|l| l.object)
-        .collect();
-    if text.starts_with("# overlay: seed") {
-        support::overlay(support::seed(), own)
-    } else {
-        own
-    }
+fn inputs(dir: &std::path::Path) -> Vec<Object> {
+    support::golden_inputs(dir)
 }
 
 fn compare(path: &std::path::Path, actual: &str) {

@@ -184,24 +184,7 @@ async fn write_companions(
         (expand_parents(&after, &st.opts, &parents), parents)
     });
     match c.writer.sync(&desired, &parents, c.deadline).await {
-        Ok(report) => {
-            for (op, list) in [
-                ("create", &report.created),
-                ("update", &report.updated),
-                ("delete", &report.deleted),
-            ] {
-                for id in list {
-                    let kind = id.split(' ').next().unwrap_or("").to_string();
-                    st.metrics
-                        .companion_writes
-                        .get_or_create(&super::metrics::WriteLabels {
-                            kind,
-                            op: op.into(),
-                        })
-                        .inc();
-                }
-            }
-        }
+        Ok(report) => st.metrics.record_sync(&report),
         Err(e) => {
             let (code, reason) = match e {
                 crate::companions::SyncError::Conflict { .. } => (409, "Conflict"),

@@ -131,6 +131,25 @@ impl Metrics {
         }
     }
 
+    /// Count what one companion sync wrote, by kind and operation.
+    pub fn record_sync(&self, report: &crate::companions::SyncReport) {
+        for (op, list) in [
+            ("create", &report.created),
+            ("update", &report.updated),
+            ("delete", &report.deleted),
+        ] {
+            for id in list {
+                let kind = id.split(' ').next().unwrap_or("").to_string();
+                self.companion_writes
+                    .get_or_create(&WriteLabels {
+                        kind,
+                        op: op.into(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
     /// Text exposition (OpenMetrics).
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -367,6 +367,19 @@ pub fn handle_guarded(
     outcome
 }
 
+/// The raw and typed object of a CREATE or UPDATE; the denial when it is missing or unreadable.
+fn request_object<'a>(req: &'a RequestIn, outcome: &mut Outcome) -> Option<(&'a Value, Object)> {
+    let Some(raw) = &req.object else {
+        outcome.deny(
+            400,
+            "BadRequest",
+            format!("{} request without an object", outcome.operation),
+        );
+        return None;
+    };
+    typed(raw, outcome).map(|obj| (raw, obj))
+}
+
 /// Defaults as a JSONPatch computed against the raw object: the typed before/after pair names
 /// only the fields we default, and the patch is checked to apply to the raw JSON, so fields we
 /// do not know survive (typed structs drop them).
@@ -374,15 +387,7 @@ fn mutate(req: &RequestIn, outcome: &mut Outcome, opts: &Options) {
     if !matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE")) {
         return;
     }
-    let Some(raw) = &req.object else {
-        outcome.deny(
-            400,
-            "BadRequest",
-            format!("{} request without an object", outcome.operation),
-        );
-        return;
-    };
-    let Some(obj) = typed(raw, outcome) else {
+    let Some((raw, obj)) = request_object(req, outcome) else {
         return;
     };
     let before = obj.to_value();
@@ -414,15 +419,7 @@ fn mutate(req: &RequestIn, outcome: &mut Outcome, opts: &Options) {
 fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Options) {
     let findings = match req.operation.as_deref() {
         Some("CREATE" | "UPDATE") => {
-            let Some(raw) = &req.object else {
-                outcome.deny(
-                    400,
-                    "BadRequest",
-                    format!("{} request without an object", outcome.operation),
-                );
-                return;
-            };
-            let Some(obj) = typed(raw, outcome) else {
+            let Some((_, obj)) = request_object(req, outcome) else {
                 return;
             };
             // An old object we cannot read is validated as a create: no finding depends on it

@@ -24,7 +24,7 @@ use kube::{
 };
 use tokio::sync::mpsc;
 
-use crate::admission::metrics::{Metrics, ReconcileLabels, WriteLabels};
+use crate::admission::metrics::{Metrics, ReconcileLabels};
 use crate::catalog::Catalog;
 use crate::core::{
     Object, Options,
@@ -226,22 +226,7 @@ impl Reconciler {
     }
 
     fn record(&self, report: &SyncReport, orphans: bool) {
-        for (op, list) in [
-            ("create", &report.created),
-            ("update", &report.updated),
-            ("delete", &report.deleted),
-        ] {
-            for id in list {
-                let kind = id.split(' ').next().unwrap_or("").to_string();
-                self.metrics
-                    .companion_writes
-                    .get_or_create(&WriteLabels {
-                        kind,
-                        op: op.into(),
-                    })
-                    .inc();
-            }
-        }
+        self.metrics.record_sync(report);
         let changed = (report.created.len() + report.deleted.len()) as u64;
         if changed > 0 {
             let outcome = if orphans { "orphan" } else { "repair" };
