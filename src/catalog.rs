@@ -11,17 +11,19 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{
-    Arc, RwLock,
+    Arc, Mutex, RwLock,
     atomic::{AtomicBool, Ordering},
 };
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio::sync::mpsc;
 
 use crate::api::{ObjectSelector, list, text};
 use crate::core::{
     Finding, Object, Options, Severity, Snapshot,
     defaults::default_object,
+    expand::{ParentRef, affected_parents},
     selectors::is_local_cluster,
     snapshot::{Key, external_service_destinations},
 };
@@ -76,6 +78,8 @@ pub struct Catalog {
     synced: AtomicBool,
     opts: Options,
     refresher: Option<Arc<dyn Refresher>>,
+    /// Where changes are announced (the reconciler), as the parents whose companions they affect.
+    changes: Mutex<Option<mpsc::UnboundedSender<BTreeSet<ParentRef>>>>,
 }
 
 impl fmt::Debug for Catalog {
@@ -96,6 +100,7 @@ impl Catalog {
             synced: AtomicBool::new(false),
             opts: opts.clone(),
             refresher: None,
+            changes: Mutex::new(None),
         }
     }
 
@@ -107,6 +112,7 @@ impl Catalog {
             synced: AtomicBool::new(true),
             opts: opts.clone(),
             refresher: None,
+            changes: Mutex::new(None),
         }
     }
 
@@ -131,23 +137,56 @@ impl Catalog {
 
     /// Insert or replace an object (defaulted by the caller).
     pub fn upsert(&self, obj: Object) {
-        self.snapshot
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(obj);
+        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        // Affected before and after: a reference the change drops only shows before.
+        let mut affected = self.subscribed().then(|| affected_parents(&snap, &obj));
+        snap.insert(obj.clone());
+        if let Some(a) = affected.as_mut() {
+            a.extend(affected_parents(&snap, &obj));
+        }
+        drop(snap);
+        self.announce(affected);
     }
 
     pub fn remove(&self, obj: &Object) {
-        self.snapshot
-            .write()
+        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let affected = self.subscribed().then(|| affected_parents(&snap, obj));
+        snap.remove(obj);
+        drop(snap);
+        self.announce(affected);
+    }
+
+    /// Receive, for every later change, the parents whose companions it may change.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<BTreeSet<ParentRef>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.changes.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        rx
+    }
+
+    fn subscribed(&self) -> bool {
+        self.changes
+            .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(obj);
+            .is_some()
+    }
+
+    fn announce(&self, parents: Option<BTreeSet<ParentRef>>) {
+        if let Some(p) = parents.filter(|p| !p.is_empty())
+            && let Some(tx) = self
+                .changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+        {
+            let _ = tx.send(p);
+        }
     }
 
     /// Replace every object of `kind` (an [`Object::kind_name`]) with `objects` (defaulted by
     /// the caller), in one step: what a full re-list of a watch says is the whole truth.
     pub fn replace_kind(&self, kind: &str, objects: Vec<Object>) {
         let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let mut affected = self.subscribed().then(BTreeSet::new);
         let keep: BTreeSet<Key> = objects
             .iter()
             .filter(|o| o.kind_name() == kind)
@@ -157,12 +196,25 @@ impl Catalog {
             if !keep.contains(&(namespace.clone(), name.clone()))
                 && let Some(gone) = placeholder(kind, &namespace, &name)
             {
+                if let Some(a) = affected.as_mut() {
+                    a.extend(affected_parents(&snap, &gone));
+                }
                 snap.remove(&gone);
             }
         }
         for o in objects {
-            snap.insert(o);
+            // Unchanged objects (most of a re-list) affect nothing.
+            let unchanged = snap_has_equal(&snap, &o);
+            if let Some(a) = affected.as_mut().filter(|_| !unchanged) {
+                a.extend(affected_parents(&snap, &o));
+            }
+            snap.insert(o.clone());
+            if let Some(a) = affected.as_mut().filter(|_| !unchanged) {
+                a.extend(affected_parents(&snap, &o));
+            }
         }
+        drop(snap);
+        self.announce(affected);
     }
 
     pub fn mark_synced(&self) {
@@ -222,6 +274,18 @@ impl Catalog {
             self.upsert(default_object(o, &self.opts));
         }
         true
+    }
+}
+
+/// Does `snap` hold exactly `obj` already?
+fn snap_has_equal(snap: &Snapshot, obj: &Object) -> bool {
+    let (ns, name) = (obj.namespace(), obj.name());
+    match obj {
+        Object::ExternalService(o) => snap.external_service(ns, name) == Some(o),
+        Object::VirtualGateway(o) => snap.virtual_gateway(ns, name) == Some(o),
+        Object::AccessPolicy(o) => snap.access_policy(ns, name) == Some(o),
+        Object::Service(o) => snap.service(ns, name) == Some(o),
+        Object::ServiceAccount(o) => snap.service_account(ns, name) == Some(o),
     }
 }
 

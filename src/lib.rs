@@ -9,6 +9,7 @@ pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;
+pub mod companions;
 pub mod controlplane;
 pub mod core;
 pub mod istio;

@@ -35,6 +35,26 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Upper bound for one review, body read included.
     pub review_timeout: Duration,
+    /// Writing companions into the cluster (absent with a static catalog: `--objects`).
+    pub companions: Option<Arc<CompanionWrites>>,
+}
+
+/// What the validating webhook needs to write companions and guard them.
+pub struct CompanionWrites {
+    pub writer: crate::companions::Writer,
+    /// Identities allowed to change generated objects (ours).
+    pub guard_identities: Vec<String>,
+    /// Budget for the writes of one review, well under the apiserver's timeoutSeconds.
+    pub deadline: Duration,
+}
+
+impl std::fmt::Debug for CompanionWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompanionWrites")
+            .field("guard_identities", &self.guard_identities)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 fn json_response(status: StatusCode, review: ReviewOut) -> Response {
@@ -83,19 +103,30 @@ async fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejec
             );
         }
     };
-    let mut outcome = st
-        .catalog
-        .read(|snap| review::handle(endpoint, &body, snap, &st.opts));
+    let guard = st
+        .companions
+        .as_ref()
+        .map(|c| c.guard_identities.as_slice());
+    let decide = || {
+        st.catalog
+            .read(|snap| review::handle_guarded(endpoint, &body, snap, &st.opts, guard))
+    };
+    let mut outcome = decide();
     // A denial for a missing reference may come from a cache that has not seen a brand-new
     // object yet: look the references up once (cluster catalog only), then decide again.
     if endpoint == Endpoint::Validate
         && st.catalog.may_refresh(&outcome.findings)
-        && let Some(obj) = review::request_object(&body)
+        && let Some(obj) = review::object_under_review(&body)
         && st.catalog.refresh_for(&obj).await
     {
-        outcome = st
-            .catalog
-            .read(|snap| review::handle(endpoint, &body, snap, &st.opts));
+        outcome = decide();
+    }
+    if let (Some(obj), Some(c), false) = (
+        outcome.admitted.take(),
+        st.companions.as_ref(),
+        outcome.dry_run,
+    ) {
+        write_companions(&st, c, obj, &mut outcome).await;
     }
     let elapsed = started.elapsed();
     let span = tracing::info_span!(
@@ -142,6 +173,46 @@ async fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejec
     );
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     json_response(status, outcome.review)
+}
+
+/// Write the companions of everything the admitted object affects, before answering. The
+/// validating phase is the right one: the object is final (every mutation applied), and a
+/// failure here can still deny it. On failure the writer has undone its writes.
+async fn write_companions(
+    st: &AppState,
+    c: &CompanionWrites,
+    obj: crate::core::Object,
+    outcome: &mut review::Outcome,
+) {
+    use crate::core::expand::{affected_parents, expand_parents};
+    let (desired, parents) = st.catalog.read(|snap| {
+        let mut parents = affected_parents(snap, &obj);
+        // The snapshot as it will be once the object is stored. A clone per write: simple and
+        // correct; making it incremental for very large catalogs is future work.
+        let mut after = snap.clone();
+        after.insert(obj.clone());
+        parents.extend(affected_parents(&after, &obj));
+        (expand_parents(&after, &st.opts, &parents), parents)
+    });
+    match c.writer.sync(&desired, &parents, c.deadline).await {
+        Ok(report) => st.metrics.record_sync(&report),
+        Err(e) => {
+            let (code, reason) = match e {
+                crate::companions::SyncError::Conflict { .. } => (409, "Conflict"),
+                _ => (500, "InternalError"),
+            };
+            if code == 409 {
+                st.metrics
+                    .reconcile
+                    .get_or_create(&super::metrics::ReconcileLabels {
+                        outcome: "conflict".into(),
+                    })
+                    .inc();
+            }
+            let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
+            outcome.deny(code, reason, format!("{id}: the companion Istio objects could not be written, nothing was changed: {e}"));
+        }
+    }
 }
 
 fn record(

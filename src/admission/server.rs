@@ -43,6 +43,8 @@ pub struct ServeConfig {
     pub shutdown_delay: Duration,
     pub shutdown_grace: Duration,
     pub cert_poll_interval: Duration,
+    /// Write (and guard) companions: set when the catalog comes from the cluster.
+    pub companions: Option<Arc<handlers::CompanionWrites>>,
 }
 
 impl ServeConfig {
@@ -59,6 +61,7 @@ impl ServeConfig {
             shutdown_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
             cert_poll_interval: Duration::from_secs(10),
+            companions: None,
         }
     }
 }
@@ -135,6 +138,7 @@ pub async fn start(
         cert_loaded: Arc::new(AtomicBool::new(true)),
         shutting_down: Arc::new(AtomicBool::new(false)),
         review_timeout: cfg.review_timeout,
+        companions: cfg.companions.clone(),
     };
     let rustls = RustlsConfig::from_config(loaded.config);
     let watcher = tokio::spawn(tls::watch(

@@ -40,3 +40,32 @@ pub fn overlay(base: Vec<Object>, extra: Vec<Object>) -> Vec<Object> {
     }
     out
 }
+
+/// The golden case directories (tests/golden/*), sorted.
+pub fn golden_cases() -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(repo_path("tests/golden"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// A golden case's input objects: input.yaml, laid over the seed when its first line is
+/// `# overlay: seed`.
+pub fn golden_inputs(dir: &std::path::Path) -> Vec<Object> {
+    let input = dir.join("input.yaml");
+    let text = std::fs::read_to_string(&input).unwrap();
+    let own: Vec<Object> = load_inputs(&[input.display().to_string()])
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|l| l.object)
+        .collect();
+    if text.starts_with("# overlay: seed") {
+        overlay(seed(), own)
+    } else {
+        own
+    }
+}
