@@ -40,3 +40,4 @@ pub fn overlay(base: Vec<Object>, extra: Vec<Object>) -> Vec<Object> {
     }
     out
 }
+pub mod server;
