@@ -144,11 +144,7 @@ pub async fn start(
         cfg.cert_poll_interval,
         {
             let metrics = metrics.clone();
-            move |not_after| {
-                if let Some(t) = not_after {
-                    metrics.cert_expiry.set(t);
-                }
-            }
+            move |event| metrics.cert_reloaded(event)
         },
     ));
 
