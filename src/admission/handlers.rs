@@ -13,7 +13,7 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Request, State, rejection::BytesRejection},
-    http::{StatusCode, header},
+    http::{HeaderValue, StatusCode, Version, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -193,6 +193,22 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         st.metrics.render(),
     )
         .into_response()
+}
+
+/// While shutting down, HTTP/1.1 answers carry `Connection: close`, so a client's next request
+/// goes out on a new connection: accepted during the shutdown delay, refused after it (a clean
+/// connect error). A kept-alive connection would instead be closed as idle when the delay ends,
+/// and a request written on it at that moment is lost after it was sent (the apiserver does not
+/// retry a POST): observed as `IncompleteMessage` in `tests/admission_lifecycle.rs` before this.
+/// HTTP/2 needs nothing: its graceful shutdown sends GOAWAY, which names the last stream served.
+pub async fn close_when_draining(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let http1 = req.version() < Version::HTTP_2;
+    let mut resp = next.run(req).await;
+    if http1 && st.shutting_down.load(Ordering::SeqCst) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// The per-review deadline: `--review-timeout`, or less when the apiserver says it gives up

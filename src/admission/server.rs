@@ -88,6 +88,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(reviews)
         .merge(probes(state.clone()))
         .layer(CatchPanicLayer::custom(handlers::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            handlers::close_when_draining,
+        ))
         .with_state(state)
 }
 

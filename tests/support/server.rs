@@ -529,6 +529,13 @@ pub fn http1_post(path: &str, body: &[u8], close: bool) -> Vec<u8> {
 pub async fn read_http1_response<S: tokio::io::AsyncRead + Unpin>(
     s: &mut S,
 ) -> std::io::Result<(u16, String)> {
+    read_http1(s).await.map(|(status, _, body)| (status, body))
+}
+
+/// Read one HTTP/1.1 response with a Content-Length body: (status, head, body).
+pub async fn read_http1<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+) -> std::io::Result<(u16, String, String)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -564,6 +571,7 @@ pub async fn read_http1_response<S: tokio::io::AsyncRead + Unpin>(
     }
     Ok((
         status,
+        head,
         String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string(),
     ))
 }
@@ -608,4 +616,128 @@ pub fn replace_file(path: &Path, content: &str) {
     let tmp = path.with_extension("tmp-new");
     std::fs::write(&tmp, content).expect("write temp");
     std::fs::rename(&tmp, path).expect("rename");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary
+
+/// `egress-webhook serve` as a child process, killed (by its pid) if the test ends early.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub pki: Pki,
+    /// stderr goes to a file: a pipe nobody reads would fill up and block the server's logging.
+    pub log: PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+impl ServeProcess {
+    /// Start with `--listen 127.0.0.1:0 --log-format json --objects manifests/examples` and
+    /// `extra` flags; the bound address is read from the startup log line.
+    pub fn spawn(extra: &[&str]) -> Self {
+        let pki = Pki::new();
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_egress-webhook"))
+            .arg("serve")
+            .arg("--tls-cert")
+            .arg(&pki.files.cert)
+            .arg("--tls-key")
+            .arg(&pki.files.key)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--objects")
+            .arg(repo_path("manifests/examples"))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("the binary starts");
+        let mut p = ServeProcess {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            pki,
+            log,
+            _logdir: logdir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(addr) = p.log_lines().iter().find_map(|l| {
+                (l["message"] == "serving /mutate and /validate")
+                    .then(|| l["addr"].as_str()?.parse().ok())?
+            }) {
+                p.addr = addr;
+                return p;
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("serve exited with {status}: {}", p.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not start: {}",
+                p.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet (we hold the
+        // Child and have not waited on it successfully), so the pid cannot have been reused.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The JSON log lines so far (a line being written is skipped).
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        url(self.addr, path)
+    }
+
+    /// Wait for the exit, at most `limit`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve still running {limit:?} later: {}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// GET `/readyz` on a new connection: its status.
+    pub async fn readyz(&self) -> reqwest::Result<u16> {
+        let c = client_with(&[&self.pki.bundle.ca_cert], Http::H1, true);
+        Ok(c.get(self.url("/readyz")).send().await?.status().as_u16())
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
