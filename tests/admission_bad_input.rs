@@ -222,9 +222,22 @@ async fn a_body_over_the_cap_gets_413() {
     for http in BOTH {
         for endpoint in ["mutate", "validate"] {
             let a = post_raw(&srv, http, endpoint, body.clone()).await;
-            assert_rejected(&a, 413, "");
+            assert_rejected(&a, 413, "larger than 3145728 bytes");
             assert_serving(&srv, http).await;
         }
+    }
+    // Far past the cap (more than twice it) the server stops reading and closes: an HTTP/2
+    // client still gets its 413 (the stream is reset, the connection lives), an HTTP/1.1 one
+    // may see its write fail instead. Either way the server serves on.
+    let huge = vec![b' '; 16 << 20];
+    let a = post_raw(&srv, Http::H2, "validate", huge.clone()).await;
+    assert_rejected(&a, 413, "larger than");
+    let h1 = support::server::post(&srv.h1, &srv.url("/validate?timeout=10s"), huge).await;
+    if let Ok(a) = h1 {
+        assert_rejected(&a, 413, "larger than");
+    }
+    for http in BOTH {
+        assert_serving(&srv, http).await;
     }
     // Just under the cap is still answered.
     let (id, r) = big_review((3 << 20) - 64 * 1024);
@@ -361,6 +374,15 @@ async fn a_body_that_never_arrives_gets_408() {
     assert_eq!(v["response"]["allowed"], false);
     assert_eq!(v["response"]["status"]["code"], 408);
     assert_clean(&body);
+    // Counted, not lost: the metrics show the timeout.
+    let (_, m) = srv.get("/metrics").await;
+    assert!(
+        m.lines().any(
+            |l| l.starts_with("egress_webhook_admission_requests_total{")
+                && l.contains("endpoint=\"validate\",verdict=\"timeout\"} 1")
+        ),
+        "{m}"
+    );
     assert_serving(&srv, Http::H2).await;
     srv.stop().await;
 }

@@ -107,6 +107,8 @@ pub enum Verdict {
     Invalid,
     /// Not one of our kinds: allowed untouched.
     Ignored,
+    /// The body did not arrive before the review's deadline (HTTP 408).
+    Timeout,
 }
 
 impl Verdict {
@@ -117,6 +119,7 @@ impl Verdict {
             Verdict::Denied => "denied",
             Verdict::Invalid => "invalid",
             Verdict::Ignored => "ignored",
+            Verdict::Timeout => "timeout",
         }
     }
 }

@@ -75,15 +75,12 @@ pub enum ServeError {
     },
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState) -> Router {
     let reviews = Router::new()
         .route("/mutate", post(handlers::mutate))
         .route("/validate", post(handlers::validate))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            handlers::deadline,
-        ))
-        .layer(DefaultBodyLimit::max(max_body_bytes));
+        // The review handlers read their bodies themselves, with `max_body_bytes`.
+        .layer(DefaultBodyLimit::disable());
     Router::new()
         .merge(reviews)
         .merge(probes(state.clone()))
@@ -139,6 +136,7 @@ pub async fn start(
         cert_loaded: Arc::new(AtomicBool::new(true)),
         shutting_down: Arc::new(AtomicBool::new(false)),
         review_timeout: cfg.review_timeout,
+        max_body_bytes: cfg.max_body_bytes,
     };
     let rustls = RustlsConfig::from_config(loaded.config);
     let watcher = tokio::spawn(tls::watch(
@@ -178,7 +176,7 @@ pub async fn start(
         .http_builder()
         .http1()
         .header_read_timeout(cfg.header_read_timeout);
-    let app = router(state.clone(), cfg.max_body_bytes);
+    let app = router(state.clone());
     let serve = tokio::spawn({
         let app = app.clone();
         async move {
