@@ -169,6 +169,30 @@ async fn object_not_matching_its_schema_is_denied_with_422() {
     srv.stop().await;
 }
 
+/// The request names one kind and carries another object: denied (422), not validated under
+/// the wrong kind's rules, nor waved through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_of_another_kind_than_the_request_is_denied() {
+    let srv = TestServer::start().await;
+    let vg = as_stored(support::server::vg_raw(), "vg-uid");
+    let service = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "s", "namespace": "global"}, "spec": {}});
+    for object in [&vg, &service] {
+        for endpoint in ["mutate", "validate"] {
+            let id = uid("mismatch");
+            let mut r = review(&id, "CREATE", Some(object), None);
+            r["request"]["kind"] = json!({"group": "networking.gloo.solo.io", "version": "v2", "kind": "ExternalService"});
+            let a = srv.review(Http::H1, endpoint, &r).await;
+            a.assert_answers(&id);
+            assert!(!a.allowed(), "{}", a.text);
+            assert_eq!(a.response()["status"]["code"], 422, "{}", a.text);
+            assert!(a.message().contains("ExternalService"), "{}", a.text);
+        }
+    }
+    assert_serving(&srv, Http::H1).await;
+    srv.stop().await;
+}
+
 /// serde_json's recursion limit answers 400; no stack overflow (which would abort the process,
 /// and the next review would find no server).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -486,5 +510,71 @@ async fn other_paths_and_methods() {
         assert_eq!(r.status().as_u16(), 200);
         assert_serving(&srv, http).await;
     }
+    srv.stop().await;
+}
+
+/// An HTTP/2 client that goes silent after a request (a dead peer, a partition) does not hold
+/// its connection slot for ever: the server pings idle HTTP/2 connections and closes those that
+/// do not answer. (HTTP/1.1 needs no ping: an idle kept-alive connection is closed by the header
+/// read timeout.) Without this, dead peers would use up `max_connections` one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_http2_peer_is_closed() {
+    let srv = TestServer::start_with(support::seed(), |c| {
+        c.h2_keepalive_interval = Duration::from_millis(500);
+        c.h2_keepalive_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let ca = srv.pki.bundle.ca_cert.clone();
+    let mut tls = tls_connect(srv.addr(), &[&ca], &[b"h2"]).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // By hand: the preface, empty SETTINGS, SETTINGS ACK for the server's, one GET /healthz.
+    let frame = |ty: u8, flags: u8, stream: u32, payload: &[u8]| {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[ty, flags]);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    };
+    // HPACK: :method GET, :scheme https (static indexes), then :path and :authority as
+    // literals with an indexed name (0x04 and 0x01).
+    let mut hpack = vec![0x82, 0x87, 0x04, 8];
+    hpack.extend_from_slice(b"/healthz");
+    hpack.extend_from_slice(&[0x01, 9]);
+    hpack.extend_from_slice(b"localhost");
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(0x4, 0, 0, &[]));
+    out.extend(frame(0x4, 0x1, 0, &[]));
+    out.extend(frame(0x1, 0x5, 1, &hpack));
+    tls.write_all(&out).await.unwrap();
+    tls.flush().await.unwrap();
+    // Now silent: read (so that a close is seen) but answer nothing, not even PINGs.
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the silent HTTP/2 connection is still open after 15 s"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "closed after {:?}, before a ping could go unanswered",
+        started.elapsed()
+    );
+    // The request itself was answered (a HEADERS frame, type 0x1, on stream 1) before that.
+    assert!(
+        got.windows(5)
+            .any(|w| w == [0x1, 0x4, 0, 0, 0] || w == [0x1, 0x5, 0, 0, 0]),
+        "no response HEADERS frame: {got:?}"
+    );
+    assert_serving(&srv, Http::H2).await;
     srv.stop().await;
 }

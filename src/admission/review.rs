@@ -277,10 +277,24 @@ fn decode(body: &[u8]) -> Result<RequestIn, Box<Outcome>> {
     Ok(request)
 }
 
-/// Decode the request's object into our types; the 422 denial on a schema mismatch.
-fn typed(value: &Value, outcome: &mut Outcome) -> Option<Object> {
+/// Decode the request's object into our types; the 422 denial on a schema mismatch, or when
+/// the object is not of the kind the request names (the kind decides which rules run: an
+/// object of another kind must not slip through under a request for ours).
+fn typed(value: &Value, expected: GlooKind, outcome: &mut Outcome) -> Option<Object> {
     match Object::from_value(value.clone()) {
-        Ok(o) => Some(o),
+        Ok(o) if o.gloo_kind() == Some(expected) => Some(o),
+        Ok(o) => {
+            outcome.deny(
+                422,
+                "Invalid",
+                format!(
+                    "the object is a {}, but the request is for a {}",
+                    o.kind_name(),
+                    expected.as_str()
+                ),
+            );
+            None
+        }
         Err(DecodeError::Invalid { path, message, .. }) => {
             let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
             outcome.deny(422, "Invalid", format!("{id}: {path}: {message}"));
@@ -306,13 +320,13 @@ pub fn handle(endpoint: Endpoint, body: &[u8], snap: &Snapshot, opts: &Options) 
         Err(outcome) => return *outcome,
     };
     let mut outcome = Outcome::new(&req);
-    if req.kind.as_ref().and_then(gloo_kind).is_none() {
+    let Some(kind) = req.kind.as_ref().and_then(gloo_kind) else {
         outcome.verdict = Verdict::Ignored;
         return outcome;
-    }
+    };
     match endpoint {
-        Endpoint::Mutate => mutate(&req, &mut outcome, opts),
-        Endpoint::Validate => validate(&req, &mut outcome, snap, opts),
+        Endpoint::Mutate => mutate(&req, kind, &mut outcome, opts),
+        Endpoint::Validate => validate(&req, kind, &mut outcome, snap, opts),
     }
     outcome
 }
@@ -320,7 +334,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], snap: &Snapshot, opts: &Options) 
 /// Defaults as a JSONPatch computed against the raw object: the typed before/after pair names
 /// only the fields we default, and the patch is checked to apply to the raw JSON, so fields we
 /// do not know survive (typed structs drop them).
-fn mutate(req: &RequestIn, outcome: &mut Outcome, opts: &Options) {
+fn mutate(req: &RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Options) {
     if !matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE")) {
         return;
     }
@@ -332,7 +346,7 @@ fn mutate(req: &RequestIn, outcome: &mut Outcome, opts: &Options) {
         );
         return;
     };
-    let Some(obj) = typed(raw, outcome) else {
+    let Some(obj) = typed(raw, kind, outcome) else {
         return;
     };
     let before = obj.to_value();
@@ -361,7 +375,13 @@ fn mutate(req: &RequestIn, outcome: &mut Outcome, opts: &Options) {
     }
 }
 
-fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Options) {
+fn validate(
+    req: &RequestIn,
+    kind: GlooKind,
+    outcome: &mut Outcome,
+    snap: &Snapshot,
+    opts: &Options,
+) {
     let findings = match req.operation.as_deref() {
         Some("CREATE" | "UPDATE") => {
             let Some(raw) = &req.object else {
@@ -372,7 +392,7 @@ fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Opti
                 );
                 return;
             };
-            let Some(obj) = typed(raw, outcome) else {
+            let Some(obj) = typed(raw, kind, outcome) else {
                 return;
             };
             // An old object we cannot read is validated as a create: no finding depends on it
@@ -380,7 +400,8 @@ fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Opti
             let old = req
                 .old_object
                 .as_ref()
-                .and_then(|o| Object::from_value(o.clone()).ok());
+                .and_then(|o| Object::from_value(o.clone()).ok())
+                .filter(|o| o.gloo_kind() == Some(kind));
             let op = match (&old, req.operation.as_deref()) {
                 (Some(old), Some("UPDATE")) => Operation::Update(old),
                 _ => Operation::Create,
@@ -394,6 +415,7 @@ fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Opti
                 .old_object
                 .as_ref()
                 .and_then(|o| Object::from_value(o.clone()).ok())
+                .filter(|o| o.gloo_kind() == Some(kind))
             else {
                 return;
             };

@@ -43,6 +43,10 @@ pub struct ServeConfig {
     pub shutdown_delay: Duration,
     pub shutdown_grace: Duration,
     pub cert_poll_interval: Duration,
+    /// An HTTP/2 connection idle this long is pinged, and closed if the ping is not answered
+    /// within `h2_keepalive_timeout`: a dead peer must not hold a connection slot for ever.
+    pub h2_keepalive_interval: Duration,
+    pub h2_keepalive_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -59,6 +63,8 @@ impl ServeConfig {
             shutdown_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
             cert_poll_interval: Duration::from_secs(10),
+            h2_keepalive_interval: Duration::from_secs(30),
+            h2_keepalive_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -176,6 +182,13 @@ pub async fn start(
         .http_builder()
         .http1()
         .header_read_timeout(cfg.header_read_timeout);
+    // HTTP/2 has no header timeout for an idle connection: without pings, a peer that vanished
+    // (partition, crash without FIN) keeps its connection, and its `max_connections` slot, open.
+    server
+        .http_builder()
+        .http2()
+        .keep_alive_interval(cfg.h2_keepalive_interval)
+        .keep_alive_timeout(cfg.h2_keepalive_timeout);
     let app = router(state.clone());
     let serve = tokio::spawn({
         let app = app.clone();
