@@ -1,15 +1,21 @@
 # egress-webhook. `make test` runs every test; CI runs it through .ci/run.
 CARGO ?= cargo
 
-.PHONY: all build test lint unit crds bench golden clean
+.PHONY: all build test lint unit controlplane crds bench golden clean
 
 all: build
 
 build:
 	$(CARGO) build --locked --release
 
-## Every test: formatting, lints, unit, rule cases, golden expansion, Istio validity, CLI.
-test: lint unit
+## Every test: formatting, lints, unit, rule cases, golden expansion, Istio validity, CLI, and the
+## tests on a real etcd + kube-apiserver + kube-controller-manager (built first; ~9 min cold, 0.4 s warm).
+test: lint controlplane unit
+
+## Build the pinned etcd, kube-apiserver, kube-controller-manager and kubectl from Go modules into
+## ~/.cache/egress-webhook (skipped when the binaries already report the pinned versions).
+controlplane:
+	hack/controlplane/build.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -2,17 +2,26 @@
 //! interface: static files (`--objects`: local use, CI, benchmarks) and the cluster's watch caches.
 //! Handlers only ever call `read`, whatever the source.
 
+use std::collections::BTreeSet;
 use std::sync::{
-    RwLock,
+    Mutex, RwLock,
     atomic::{AtomicBool, Ordering},
 };
 
-use crate::core::{Object, Options, Snapshot, defaults::default_object};
+use tokio::sync::mpsc;
+
+use crate::core::{
+    Object, Options, Snapshot,
+    defaults::default_object,
+    expand::{ParentRef, affected_parents},
+};
 
 #[derive(Debug)]
 pub struct Catalog {
     snapshot: RwLock<Snapshot>,
     synced: AtomicBool,
+    /// Where changes are announced (the reconciler), as the parents whose companions they affect.
+    changes: Mutex<Option<mpsc::UnboundedSender<BTreeSet<ParentRef>>>>,
 }
 
 impl Catalog {
@@ -21,6 +30,7 @@ impl Catalog {
         Catalog {
             snapshot: RwLock::new(Snapshot::new(Vec::new(), opts)),
             synced: AtomicBool::new(false),
+            changes: Mutex::new(None),
         }
     }
 
@@ -30,6 +40,7 @@ impl Catalog {
         Catalog {
             snapshot: RwLock::new(snap),
             synced: AtomicBool::new(true),
+            changes: Mutex::new(None),
         }
     }
 
@@ -44,17 +55,49 @@ impl Catalog {
 
     /// Insert or replace an object (defaulted by the caller).
     pub fn upsert(&self, obj: Object) {
-        self.snapshot
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(obj);
+        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        // Affected before and after: a reference the change drops only shows before.
+        let mut affected = self.subscribed().then(|| affected_parents(&snap, &obj));
+        snap.insert(obj.clone());
+        if let Some(a) = affected.as_mut() {
+            a.extend(affected_parents(&snap, &obj));
+        }
+        drop(snap);
+        self.announce(affected);
     }
 
     pub fn remove(&self, obj: &Object) {
-        self.snapshot
-            .write()
+        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let affected = self.subscribed().then(|| affected_parents(&snap, obj));
+        snap.remove(obj);
+        drop(snap);
+        self.announce(affected);
+    }
+
+    /// Receive, for every later change, the parents whose companions it may change.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<BTreeSet<ParentRef>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.changes.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        rx
+    }
+
+    fn subscribed(&self) -> bool {
+        self.changes
+            .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(obj);
+            .is_some()
+    }
+
+    fn announce(&self, parents: Option<BTreeSet<ParentRef>>) {
+        if let Some(p) = parents.filter(|p| !p.is_empty())
+            && let Some(tx) = self
+                .changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+        {
+            let _ = tx.send(p);
+        }
     }
 
     pub fn mark_synced(&self) {

@@ -31,6 +31,12 @@ enum Command {
     Render(RenderArgs),
     /// Print the CustomResourceDefinitions of ExternalService, VirtualGateway and AccessPolicy.
     Crds,
+    /// List every rule the webhook enforces (id, action, kind, summary).
+    Rules {
+        /// A Markdown table instead of aligned text.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Write a CA and a serving certificate for local use.
     Certs(CertsArgs),
     /// Serve /mutate and /validate over HTTPS (plus /healthz, /readyz, /metrics).
@@ -62,6 +68,10 @@ fn main() -> ExitCode {
                 cli::EXIT_USAGE
             }
         },
+        Command::Rules { markdown } => {
+            print!("{}", cli::rules::render(markdown));
+            cli::EXIT_OK
+        }
         Command::Certs(args) => match cli::certs::run(&args) {
             Ok(()) => cli::EXIT_OK,
             Err(e) => {

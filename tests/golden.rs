@@ -6,35 +6,17 @@
 
 mod support;
 
-use egress_webhook::cli::{load, render::to_yaml};
+use egress_webhook::cli::render::to_yaml;
 use egress_webhook::core::{
     Object, Options, Snapshot, check, defaults::default_object, expand::expand,
 };
 
 fn cases() -> Vec<std::path::PathBuf> {
-    let mut dirs: Vec<_> = std::fs::read_dir(support::repo_path("tests/golden"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs
+    support::golden_cases()
 }
 
-pub fn inputs(dir: &std::path::Path) -> Vec<Object> {
-    let input = dir.join("input.yaml");
-    let text = std::fs::read_to_string(&input).unwrap();
-    let own: Vec<Object> = load::load_inputs(&[input.display().to_string()])
-        .unwrap()
-        .objects
-        .into_iter()
-        .map(|l| l.object)
-        .collect();
-    if text.starts_with("# overlay: seed") {
-        support::overlay(support::seed(), own)
-    } else {
-        own
-    }
+fn inputs(dir: &std::path::Path) -> Vec<Object> {
+    support::golden_inputs(dir)
 }
 
 fn compare(path: &std::path::Path, actual: &str) {
@@ -98,4 +80,91 @@ fn expansion_is_deterministic_whatever_the_input_order() {
             dir.display()
         );
     }
+}
+
+use egress_webhook::core::expand::{ParentRef, affected_parents, expand_parents};
+use egress_webhook::core::object::GlooKind;
+use egress_webhook::istio::IstioObject;
+
+fn parent_of(o: &IstioObject) -> ParentRef {
+    let l = o.metadata.labels.as_ref().expect("labels");
+    let kind = match l["gloo.solo.io/parent_kind"].as_str() {
+        "ExternalService" => GlooKind::ExternalService,
+        "VirtualGateway" => GlooKind::VirtualGateway,
+        _ => GlooKind::AccessPolicy,
+    };
+    ParentRef::new(
+        kind,
+        &l["gloo.solo.io/parent_namespace"],
+        &l["gloo.solo.io/parent_name"],
+    )
+}
+
+/// What admission recomputes for one parent set is exactly the slice of the full expansion.
+#[test]
+fn expanding_all_parents_one_by_one_equals_the_full_expansion() {
+    let opts = Options::default();
+    for dir in cases() {
+        let snap = Snapshot::new(
+            inputs(&dir).into_iter().map(|o| default_object(o, &opts)),
+            &opts,
+        );
+        let full = expand(&snap, &opts);
+        let parents = full.iter().map(parent_of).collect();
+        assert_eq!(
+            expand_parents(&snap, &opts, &parents),
+            full,
+            "{}",
+            dir.display()
+        );
+    }
+}
+
+/// Removing (or changing) one object changes companions of the affected parents only: the rest of
+/// the desired set is untouched, so admission may recompute just that part.
+#[test]
+fn a_change_touches_only_the_affected_parents() {
+    let opts = Options::default();
+    let mut checked = 0;
+    for dir in cases() {
+        let objects: Vec<Object> = inputs(&dir)
+            .into_iter()
+            .map(|o| default_object(o, &opts))
+            .collect();
+        let before = Snapshot::new(objects.iter().cloned(), &opts);
+        let full_before = expand(&before, &opts);
+        for o in objects
+            .iter()
+            .filter(|o| o.gloo_kind().is_some() || o.kind_name() == "ServiceAccount")
+        {
+            let mut after = before.clone();
+            after.remove(o);
+            let mut affected = affected_parents(&before, o);
+            affected.extend(affected_parents(&after, o));
+            let keep = |objs: &[IstioObject]| -> Vec<IstioObject> {
+                objs.iter()
+                    .filter(|x| !affected.contains(&parent_of(x)))
+                    .cloned()
+                    .collect()
+            };
+            let full_after = expand(&after, &opts);
+            assert_eq!(
+                keep(&full_before),
+                keep(&full_after),
+                "{}: removing {}",
+                dir.display(),
+                o.id()
+            );
+            assert_eq!(
+                expand_parents(&after, &opts, &affected),
+                full_after
+                    .iter()
+                    .filter(|x| affected.contains(&parent_of(x)))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 30);
 }

@@ -4,34 +4,13 @@
 
 mod support;
 
-use egress_webhook::cli::load::load_inputs;
 use egress_webhook::core::{Object, Options, Snapshot, defaults::default_object, expand::expand};
 use support::{istio_schema::check_schema, istiod_rules::check_istiod};
 
 fn golden_inputs() -> Vec<(String, Vec<Object>)> {
-    let mut dirs: Vec<_> = std::fs::read_dir(support::repo_path("tests/golden"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs.into_iter()
-        .map(|d| {
-            let input = d.join("input.yaml");
-            let text = std::fs::read_to_string(&input).unwrap();
-            let own: Vec<Object> = load_inputs(&[input.display().to_string()])
-                .unwrap()
-                .objects
-                .into_iter()
-                .map(|l| l.object)
-                .collect();
-            let objects = if text.starts_with("# overlay: seed") {
-                support::overlay(support::seed(), own)
-            } else {
-                own
-            };
-            (d.display().to_string(), objects)
-        })
+    support::golden_cases()
+        .into_iter()
+        .map(|d| (d.display().to_string(), support::golden_inputs(&d)))
         .collect()
 }
 

@@ -37,6 +37,26 @@ pub struct AppState {
     pub review_timeout: Duration,
     /// Bodies above this get 413.
     pub max_body_bytes: usize,
+    /// Writing companions into the cluster (absent with a static catalog: `--objects`).
+    pub companions: Option<Arc<CompanionWrites>>,
+}
+
+/// What the validating webhook needs to write companions and guard them.
+pub struct CompanionWrites {
+    pub writer: crate::companions::Writer,
+    /// Identities allowed to change generated objects (ours).
+    pub guard_identities: Vec<String>,
+    /// Budget for the writes of one review, well under the apiserver's timeoutSeconds.
+    pub deadline: Duration,
+}
+
+impl std::fmt::Debug for CompanionWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompanionWrites")
+            .field("guard_identities", &self.guard_identities)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 fn json_response(status: StatusCode, review: ReviewOut) -> Response {
@@ -95,14 +115,16 @@ impl Drop for InFlight<'_> {
 /// One review, from the first byte of its body to the answer. The body is read here rather
 /// than by an extractor so that the in-flight gauge, the latency histogram and the request
 /// counter cover the body read too, and a review that misses its deadline is counted
-/// (`verdict="timeout"`) instead of vanishing from the metrics.
+/// (`verdict="timeout"`) instead of vanishing from the metrics. The deadline is enforced
+/// where the review awaits (body read, companion writes), never by dropping the handler
+/// future: a write cut off half-way would skip the writer's rollback.
 async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
     let started = Instant::now();
     st.metrics.in_flight.inc();
     let _in_flight = InFlight(&st.metrics);
     let limit = review_deadline(req.uri().query(), st.review_timeout);
-    // Only the body read awaits: deciding is synchronous and takes microseconds, so bounding
-    // the read bounds the review.
+    // Deciding is synchronous and takes microseconds: the awaits are the body read and the
+    // companion writes, and each is bounded by the deadline.
     let read = read_body(req.into_body(), st.max_body_bytes);
     let body = match tokio::time::timeout(limit, read).await {
         Ok(Ok(b)) => b,
@@ -147,9 +169,23 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
             );
         }
     };
-    let outcome = st
+    let guard = st
+        .companions
+        .as_ref()
+        .map(|c| c.guard_identities.as_slice());
+    let mut outcome = st
         .catalog
-        .read(|snap| review::handle(endpoint, &body, snap, &st.opts));
+        .read(|snap| review::handle_guarded(endpoint, &body, snap, &st.opts, guard));
+    if let (Some(obj), Some(c), false) = (
+        outcome.admitted.take(),
+        st.companions.as_ref(),
+        outcome.dry_run,
+    ) {
+        // Within what is left of the review's deadline: the answer must reach the apiserver
+        // before it gives up (the writer rolls back what it wrote when time runs out).
+        let budget = c.deadline.min(limit.saturating_sub(started.elapsed()));
+        write_companions(&st, c, obj, budget, &mut outcome).await;
+    }
     let elapsed = started.elapsed();
     let span = tracing::info_span!(
         "review",
@@ -195,6 +231,47 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
     );
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     json_response(status, outcome.review)
+}
+
+/// Write the companions of everything the admitted object affects, before answering. The
+/// validating phase is the right one: the object is final (every mutation applied), and a
+/// failure here can still deny it. On failure the writer has undone its writes.
+async fn write_companions(
+    st: &AppState,
+    c: &CompanionWrites,
+    obj: crate::core::Object,
+    budget: Duration,
+    outcome: &mut review::Outcome,
+) {
+    use crate::core::expand::{affected_parents, expand_parents};
+    let (desired, parents) = st.catalog.read(|snap| {
+        let mut parents = affected_parents(snap, &obj);
+        // The snapshot as it will be once the object is stored. A clone per write: simple and
+        // correct; making it incremental for very large catalogs is future work.
+        let mut after = snap.clone();
+        after.insert(obj.clone());
+        parents.extend(affected_parents(&after, &obj));
+        (expand_parents(&after, &st.opts, &parents), parents)
+    });
+    match c.writer.sync(&desired, &parents, budget).await {
+        Ok(report) => st.metrics.record_sync(&report),
+        Err(e) => {
+            let (code, reason) = match e {
+                crate::companions::SyncError::Conflict { .. } => (409, "Conflict"),
+                _ => (500, "InternalError"),
+            };
+            if code == 409 {
+                st.metrics
+                    .reconcile
+                    .get_or_create(&super::metrics::ReconcileLabels {
+                        outcome: "conflict".into(),
+                    })
+                    .inc();
+            }
+            let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
+            outcome.deny(code, reason, format!("{id}: the companion Istio objects could not be written, nothing was changed: {e}"));
+        }
+    }
 }
 
 fn record(

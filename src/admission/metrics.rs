@@ -36,8 +36,23 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub kind: String,
+    /// create, update or delete
+    pub op: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// repair (a companion put back or removed by the reconciler), orphan, conflict, error
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    pub companion_writes: Family<WriteLabels, Counter>,
+    pub reconcile: Family<ReconcileLabels, Counter>,
     pub requests: Family<RequestLabels, Counter>,
     pub duration: Family<EndpointLabels, Histogram>,
     pub in_flight: Gauge,
@@ -105,8 +120,22 @@ impl Metrics {
             "Objects in the catalog by kind",
             catalog_objects.clone(),
         );
+        let companion_writes = Family::<WriteLabels, Counter>::default();
+        registry.register(
+            "companion_writes",
+            "Companion Istio objects written or deleted, by kind and operation",
+            companion_writes.clone(),
+        );
+        let reconcile = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconcile_events",
+            "Reconciler outcomes: repairs (drift put right), orphans removed, apply conflicts, errors",
+            reconcile.clone(),
+        );
         Metrics {
             registry,
+            companion_writes,
+            reconcile,
             requests,
             duration,
             in_flight,
@@ -133,6 +162,25 @@ impl Metrics {
                 result: result.to_string(),
             })
             .inc();
+    }
+
+    /// Count what one companion sync wrote, by kind and operation.
+    pub fn record_sync(&self, report: &crate::companions::SyncReport) {
+        for (op, list) in [
+            ("create", &report.created),
+            ("update", &report.updated),
+            ("delete", &report.deleted),
+        ] {
+            for id in list {
+                let kind = id.split(' ').next().unwrap_or("").to_string();
+                self.companion_writes
+                    .get_or_create(&WriteLabels {
+                        kind,
+                        op: op.into(),
+                    })
+                    .inc();
+            }
+        }
     }
 
     /// Text exposition (OpenMetrics).

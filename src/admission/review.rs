@@ -32,6 +32,7 @@ struct ReviewIn {
 #[serde(rename_all = "camelCase")]
 pub struct RequestIn {
     pub uid: Option<String>,
+    pub user_info: Option<UserInfo>,
     pub kind: Option<GroupVersionKind>,
     pub name: Option<String>,
     pub namespace: Option<String>,
@@ -39,6 +40,12 @@ pub struct RequestIn {
     pub object: Option<Value>,
     pub old_object: Option<Value>,
     pub dry_run: Option<bool>,
+}
+
+#[derive(Deserialize, Debug, Default, Clone)]
+pub struct UserInfo {
+    #[serde(default)]
+    pub username: String,
 }
 
 #[derive(Deserialize, Debug, Default, Clone)]
@@ -137,6 +144,9 @@ pub struct Outcome {
     pub name: String,
     pub dry_run: bool,
     pub findings: Vec<Finding>,
+    /// An allowed CREATE/UPDATE of a Gloo kind at /validate: the object, defaulted, whose
+    /// companions the caller writes (unless `dry_run`).
+    pub admitted: Option<Object>,
 }
 
 impl Outcome {
@@ -160,6 +170,7 @@ impl Outcome {
             name: req.name.clone().unwrap_or_default(),
             dry_run: req.dry_run.unwrap_or(false),
             findings: Vec::new(),
+            admitted: None,
         }
     }
 
@@ -185,10 +196,11 @@ impl Outcome {
             name: String::new(),
             dry_run: false,
             findings: Vec::new(),
+            admitted: None,
         }
     }
 
-    fn deny(&mut self, code: u16, reason: &'static str, message: String) {
+    pub fn deny(&mut self, code: u16, reason: &'static str, message: String) {
         self.verdict = Verdict::Denied;
         self.review.response.allowed = false;
         self.review.response.status = Some(StatusOut {
@@ -313,13 +325,54 @@ fn typed(value: &Value, expected: GlooKind, outcome: &mut Outcome) -> Option<Obj
     }
 }
 
-/// Handle one review body at `endpoint`.
+/// Handle one review body at `endpoint`, without the guard of generated objects.
 pub fn handle(endpoint: Endpoint, body: &[u8], snap: &Snapshot, opts: &Options) -> Outcome {
+    handle_guarded(endpoint, body, snap, opts, None)
+}
+
+/// Is this a kind egress-webhook generates (and guards)?
+fn istio_kind(gvk: &GroupVersionKind) -> bool {
+    crate::companions::kinds::KINDS
+        .iter()
+        .any(|(g, _, k, _)| *g == gvk.group && *k == gvk.kind)
+}
+
+/// `handle`, plus the guard: with `guard = Some(identities)`, changes at /validate to the Istio
+/// objects we generate are denied to everyone but those identities.
+pub fn handle_guarded(
+    endpoint: Endpoint,
+    body: &[u8],
+    snap: &Snapshot,
+    opts: &Options,
+    guard: Option<&[String]>,
+) -> Outcome {
     let req = match decode(body) {
         Ok(r) => r,
         Err(outcome) => return *outcome,
     };
     let mut outcome = Outcome::new(&req);
+    if let (Some(identities), Endpoint::Validate, Some(gvk)) = (guard, endpoint, req.kind.as_ref())
+        && istio_kind(gvk)
+    {
+        let username = req
+            .user_info
+            .as_ref()
+            .map(|u| u.username.as_str())
+            .unwrap_or("");
+        let verdict = crate::companions::guard::check(
+            req.operation.as_deref().unwrap_or(""),
+            &gvk.kind,
+            req.object.as_ref(),
+            req.old_object.as_ref(),
+            username,
+            identities,
+        );
+        match verdict {
+            Some(message) => outcome.deny(403, "Forbidden", message),
+            None => outcome.verdict = Verdict::Ignored,
+        }
+        return outcome;
+    }
     let Some(kind) = req.kind.as_ref().and_then(gloo_kind) else {
         outcome.verdict = Verdict::Ignored;
         return outcome;
@@ -331,6 +384,23 @@ pub fn handle(endpoint: Endpoint, body: &[u8], snap: &Snapshot, opts: &Options) 
     outcome
 }
 
+/// The raw and typed object of a CREATE or UPDATE; the denial when it is missing or unreadable.
+fn request_object<'a>(
+    req: &'a RequestIn,
+    kind: GlooKind,
+    outcome: &mut Outcome,
+) -> Option<(&'a Value, Object)> {
+    let Some(raw) = &req.object else {
+        outcome.deny(
+            400,
+            "BadRequest",
+            format!("{} request without an object", outcome.operation),
+        );
+        return None;
+    };
+    typed(raw, kind, outcome).map(|obj| (raw, obj))
+}
+
 /// Defaults as a JSONPatch computed against the raw object: the typed before/after pair names
 /// only the fields we default, and the patch is checked to apply to the raw JSON, so fields we
 /// do not know survive (typed structs drop them).
@@ -338,15 +408,7 @@ fn mutate(req: &RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Options
     if !matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE")) {
         return;
     }
-    let Some(raw) = &req.object else {
-        outcome.deny(
-            400,
-            "BadRequest",
-            format!("{} request without an object", outcome.operation),
-        );
-        return;
-    };
-    let Some(obj) = typed(raw, kind, outcome) else {
+    let Some((raw, obj)) = request_object(req, kind, outcome) else {
         return;
     };
     let before = obj.to_value();
@@ -384,15 +446,7 @@ fn validate(
 ) {
     let findings = match req.operation.as_deref() {
         Some("CREATE" | "UPDATE") => {
-            let Some(raw) = &req.object else {
-                outcome.deny(
-                    400,
-                    "BadRequest",
-                    format!("{} request without an object", outcome.operation),
-                );
-                return;
-            };
-            let Some(obj) = typed(raw, kind, outcome) else {
+            let Some((_, obj)) = request_object(req, kind, outcome) else {
                 return;
             };
             // An old object we cannot read is validated as a create: no finding depends on it
@@ -407,7 +461,9 @@ fn validate(
                 _ => Operation::Create,
             };
             let defaulted = default_object(obj.clone(), opts);
-            validate_defaulted(&obj, &defaulted, snap, opts, op)
+            let findings = validate_defaulted(&obj, &defaulted, snap, opts, op);
+            outcome.admitted = Some(defaulted);
+            findings
         }
         Some("DELETE") => {
             // The apiserver sends the stored object as oldObject on DELETE.
@@ -436,6 +492,7 @@ fn validate(
         .collect();
     if !errors.is_empty() {
         outcome.deny(422, "Invalid", errors.join("\n"));
+        outcome.admitted = None;
     }
     outcome.findings = findings;
 }

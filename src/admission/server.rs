@@ -47,6 +47,8 @@ pub struct ServeConfig {
     /// within `h2_keepalive_timeout`: a dead peer must not hold a connection slot for ever.
     pub h2_keepalive_interval: Duration,
     pub h2_keepalive_timeout: Duration,
+    /// Write (and guard) companions: set when the catalog comes from the cluster.
+    pub companions: Option<Arc<handlers::CompanionWrites>>,
 }
 
 impl ServeConfig {
@@ -65,6 +67,7 @@ impl ServeConfig {
             cert_poll_interval: Duration::from_secs(10),
             h2_keepalive_interval: Duration::from_secs(30),
             h2_keepalive_timeout: Duration::from_secs(10),
+            companions: None,
         }
     }
 }
@@ -143,6 +146,7 @@ pub async fn start(
         shutting_down: Arc::new(AtomicBool::new(false)),
         review_timeout: cfg.review_timeout,
         max_body_bytes: cfg.max_body_bytes,
+        companions: cfg.companions.clone(),
     };
     let rustls = RustlsConfig::from_config(loaded.config);
     let watcher = tokio::spawn(tls::watch(

@@ -6,6 +6,7 @@ pub mod check;
 pub mod crds;
 pub mod load;
 pub mod render;
+pub mod rules;
 pub mod serve;
 
 use crate::core::Options;

@@ -65,6 +65,33 @@ impl Snapshot {
         s
     }
 
+    /// Is this parent in the snapshot?
+    pub fn has_parent(&self, p: &crate::core::expand::ParentRef) -> bool {
+        use crate::core::object::GlooKind;
+        let k = key(&p.namespace, &p.name);
+        match p.kind {
+            GlooKind::ExternalService => self.external_services.contains_key(&k),
+            GlooKind::VirtualGateway => self.virtual_gateways.contains_key(&k),
+            GlooKind::AccessPolicy => self.access_policies.contains_key(&k),
+        }
+    }
+
+    /// Every Gloo object of the snapshot as a parent.
+    pub fn parents(&self) -> std::collections::BTreeSet<crate::core::expand::ParentRef> {
+        use crate::core::{expand::ParentRef, object::GlooKind};
+        let mut out = std::collections::BTreeSet::new();
+        for (ns, n) in self.external_services.keys() {
+            out.insert(ParentRef::new(GlooKind::ExternalService, ns, n));
+        }
+        for (ns, n) in self.virtual_gateways.keys() {
+            out.insert(ParentRef::new(GlooKind::VirtualGateway, ns, n));
+        }
+        for (ns, n) in self.access_policies.keys() {
+            out.insert(ParentRef::new(GlooKind::AccessPolicy, ns, n));
+        }
+        out
+    }
+
     /// Objects per kind.
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
         vec![

@@ -3,6 +3,7 @@
 
 pub mod istio_schema;
 pub mod istiod_rules;
+pub mod server;
 
 use egress_webhook::cli::load::{LoadResult, load_inputs, load_text};
 use egress_webhook::core::Object;
@@ -40,4 +41,32 @@ pub fn overlay(base: Vec<Object>, extra: Vec<Object>) -> Vec<Object> {
     }
     out
 }
-pub mod server;
+
+/// The golden case directories (tests/golden/*), sorted.
+pub fn golden_cases() -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(repo_path("tests/golden"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// A golden case's input objects: input.yaml, laid over the seed when its first line is
+/// `# overlay: seed`.
+pub fn golden_inputs(dir: &std::path::Path) -> Vec<Object> {
+    let input = dir.join("input.yaml");
+    let text = std::fs::read_to_string(&input).unwrap();
+    let own: Vec<Object> = load_inputs(&[input.display().to_string()])
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|l| l.object)
+        .collect();
+    if text.starts_with("# overlay: seed") {
+        overlay(seed(), own)
+    } else {
+        own
+    }
+}
