@@ -299,3 +299,35 @@ async fn each_review_logs_one_json_line() {
         assert!(serde_json::from_str::<Value>(l).is_ok(), "not JSON: {l}");
     }
 }
+
+/// Text logs written to a file (a pipe, a collector) carry no colour escape codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_to_a_file_are_plain() {
+    support::server::init_crypto();
+    let serve = ServeProcess::spawn_logging("text", &["--shutdown-delay", "0s"]);
+    let c = client(&serve.pki.bundle.ca_cert, Http::H1);
+    let (id, r) = valid_review("text");
+    let a = post(
+        &c,
+        &serve.url("/validate?timeout=10s"),
+        serde_json::to_vec(&r).unwrap(),
+    )
+    .await
+    .unwrap();
+    a.assert_answers(&id);
+    wait_for("the review's log line", Duration::from_secs(10), || {
+        let found = serve.log_text().contains(&id);
+        async move { found }
+    })
+    .await;
+    let log = serve.log_text();
+    assert!(!log.contains('\x1b'), "escape codes in a log file: {log:?}");
+    let line = log.lines().find(|l| l.contains(&id)).unwrap();
+    for field in [
+        "kind=ExternalService",
+        "object=global/httpbin.org",
+        "operation=CREATE",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+}

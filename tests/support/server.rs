@@ -635,6 +635,11 @@ impl ServeProcess {
     /// Start with `--listen 127.0.0.1:0 --log-format json --objects manifests/examples` and
     /// `extra` flags; the bound address is read from the startup log line.
     pub fn spawn(extra: &[&str]) -> Self {
+        Self::spawn_logging("json", extra)
+    }
+
+    /// `spawn` with `--log-format format` (json or text).
+    pub fn spawn_logging(format: &str, extra: &[&str]) -> Self {
         let pki = Pki::new();
         let logdir = tempfile::tempdir().unwrap();
         let log = logdir.path().join("stderr.log");
@@ -645,7 +650,7 @@ impl ServeProcess {
             .arg(&pki.files.cert)
             .arg("--tls-key")
             .arg(&pki.files.key)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--listen", "127.0.0.1:0", "--log-format", format])
             .arg("--objects")
             .arg(repo_path("manifests/examples"))
             .args(extra)
@@ -664,10 +669,7 @@ impl ServeProcess {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(addr) = p.log_lines().iter().find_map(|l| {
-                (l["message"] == "serving /mutate and /validate")
-                    .then(|| l["addr"].as_str()?.parse().ok())?
-            }) {
+            if let Some(addr) = p.startup_addr() {
                 p.addr = addr;
                 return p;
             }
@@ -680,6 +682,22 @@ impl ServeProcess {
                 p.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The address in the startup line, in either log format.
+    fn startup_addr(&self) -> Option<SocketAddr> {
+        let text = self.log_text();
+        let line = text
+            .lines()
+            .find(|l| l.contains("serving /mutate and /validate"))?;
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) => v["addr"].as_str()?.parse().ok(),
+            Err(_) => line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))?
+                .parse()
+                .ok(),
         }
     }
 
