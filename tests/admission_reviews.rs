@@ -243,3 +243,41 @@ async fn kinds_we_do_not_handle_are_allowed_untouched() {
     }
     srv.stop().await;
 }
+
+/// README's "Run the webhook locally" shows what the server answers to
+/// hack/reviews/es-create.json with the running example as its catalog; keep it true.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_serve_example_is_what_the_server_answers() {
+    let readme = std::fs::read_to_string(support::repo_path("README.md")).unwrap();
+    let block = |name: &str| -> String {
+        let start = format!("<!-- {name} -->\n```\n");
+        let from = readme
+            .find(&start)
+            .unwrap_or_else(|| panic!("README has no {name} block"))
+            + start.len();
+        let to = from + readme[from..].find("\n```\n").expect("block end");
+        readme[from..to].to_string()
+    };
+    let body = std::fs::read(support::repo_path("hack/reviews/es-create.json")).unwrap();
+    let srv = TestServer::start().await;
+    let fix = "update README.md (hack/update-readme.sh) to";
+    for (endpoint, name) in [
+        ("mutate", "serve-mutate-output"),
+        ("validate", "serve-validate-output"),
+    ] {
+        let a = support::server::post(
+            &srv.h1,
+            &srv.url(&format!("/{endpoint}?timeout=10s")),
+            body.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.status, 200);
+        assert_eq!(block(name), a.text, "{fix}:\n{}", a.text);
+        if endpoint == "mutate" {
+            let patch = serde_json::to_string(&a.patch().unwrap()).unwrap();
+            assert_eq!(block("serve-patch"), patch, "{fix}:\n{patch}");
+        }
+    }
+    srv.stop().await;
+}
