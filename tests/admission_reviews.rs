@@ -281,3 +281,19 @@ async fn readme_serve_example_is_what_the_server_answers() {
     }
     srv.stop().await;
 }
+
+/// A field sent as an explicit null is defaulted like an absent one (the patch `add`s over it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_nulls_are_defaulted() {
+    let srv = TestServer::start().await;
+    let mut obj = as_stored(es_raw(), "es-uid");
+    obj["spec"]["ports"][0]["targetPort"] = Value::Null;
+    obj["spec"]["ports"][0]["clientsideTls"]["sni"] = Value::Null;
+    obj["spec"]["ports"][0]["egressGatewayRoutes"]["virtualGatewayRefs"][0]["cluster"] =
+        Value::Null;
+    let r = review(&uid("nulls"), "CREATE", Some(&obj), None);
+    let m = send(&srv, Http::H1, "mutate", &r).await;
+    let patched = apply(&obj, m.patch().as_ref());
+    assert_eq!(patched, core_default(&as_stored(es_raw(), "es-uid")));
+    srv.stop().await;
+}
