@@ -26,8 +26,8 @@ const DELAY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 enum Fate {
     Answered,
-    /// No connection: refused or reset before the TLS handshake completed (after the delay).
-    NoConnection(String),
+    /// No connection: refused, or reset before the TLS handshake completed. When, and why.
+    NoConnection(Instant, String),
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +79,9 @@ async fn sigterm_during_a_burst_answers_everything_and_exits_zero() {
                         answered.fetch_add(1, Ordering::SeqCst);
                         fates.push(Fate::Answered);
                     }
-                    Err(e) if e.is_connect() => fates.push(Fate::NoConnection(format!("{e:?}"))),
+                    Err(e) if e.is_connect() => {
+                        fates.push(Fate::NoConnection(Instant::now(), format!("{e:?}")))
+                    }
                     Err(e) => panic!("a request that had a connection failed: {e:?}"),
                 }
             }
@@ -164,7 +166,7 @@ async fn sigterm_during_a_burst_answers_everything_and_exits_zero() {
     let refused: Vec<_> = fates
         .iter()
         .filter_map(|f| match f {
-            Fate::NoConnection(e) => Some(e),
+            Fate::NoConnection(at, e) => Some((*at, e)),
             Fate::Answered => None,
         })
         .collect();
@@ -173,12 +175,17 @@ async fn sigterm_during_a_burst_answers_everything_and_exits_zero() {
         done > at_signal,
         "no review was answered after the signal: the burst did not straddle it"
     );
-    // The burst is short next to the delay: every request had its connection.
-    assert!(
-        refused.is_empty(),
-        "requests without a connection: {refused:?}"
-    );
-
+    // On a quiet machine the burst ends within the delay and every request is answered. On a
+    // busy one it runs past the delay: HTTP/1.1 requests then find new connections refused
+    // (their answers during the delay said `Connection: close`), which is a clean failure
+    // the client can retry elsewhere; but no connection is refused during the delay.
+    for (at, e) in &refused {
+        assert!(
+            at.duration_since(signalled) >= DELAY - Duration::from_millis(100),
+            "refused {:?} after SIGTERM, within the delay: {e}",
+            at.duration_since(signalled)
+        );
+    }
     let status = serve.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(0), "{}", serve.log_text());
     let log = serve.log_text();

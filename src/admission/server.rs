@@ -41,6 +41,10 @@ pub struct ServeConfig {
     pub review_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_delay: Duration,
+    /// After the delay, new connections are refused at once, but connections are shut down
+    /// only this much later: those accepted just before get to finish their handshake and send
+    /// their first request (milliseconds, unless the machine is overloaded).
+    pub shutdown_settle: Duration,
     pub shutdown_grace: Duration,
     pub cert_poll_interval: Duration,
     /// An HTTP/2 connection idle this long is pinged, and closed if the ping is not answered
@@ -63,6 +67,7 @@ impl ServeConfig {
             review_timeout: Duration::from_secs(8),
             max_connections: 1024,
             shutdown_delay: Duration::from_secs(5),
+            shutdown_settle: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(20),
             cert_poll_interval: Duration::from_secs(10),
             h2_keepalive_interval: Duration::from_secs(30),
@@ -106,6 +111,22 @@ fn probes(_state: AppState) -> Router<AppState> {
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
+}
+
+/// Stop accepting: new connection attempts are refused from now on (the kernel answers RST),
+/// while accepted connections are untouched. `shutdown(2)` on a listening socket does this on
+/// Linux; elsewhere it may fail, and the graceful shutdown that follows closes the listener.
+fn stop_accepting(listener: &std::net::TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: shutdown(2) on a descriptor we own (our clone of the listener), alive for the
+    // whole call; it changes the socket's state and touches no memory.
+    let rc = unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RD) };
+    if rc != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "could not stop the listener early; it closes with the graceful shutdown"
+        );
+    }
 }
 
 /// A running server: its addresses, and how to stop it.
@@ -173,6 +194,9 @@ pub async fn start(
     let listener = std::net::TcpListener::bind(cfg.listen).map_err(bind_err)?;
     listener.set_nonblocking(true).map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
+    // Our own handle on the listening socket, to stop accepting before the connections are
+    // told to shut down (see `stop_accepting`).
+    let accepting = listener.try_clone().map_err(bind_err)?;
     let mut server = axum_server::from_tcp(listener)
         .map_err(bind_err)?
         .acceptor(acceptor)
@@ -237,7 +261,7 @@ pub async fn start(
 
     let (tx, rx) = oneshot::channel::<()>();
     let shutting_down = state.shutting_down.clone();
-    let (delay, grace) = (cfg.shutdown_delay, cfg.shutdown_grace);
+    let (delay, settle, grace) = (cfg.shutdown_delay, cfg.shutdown_settle, cfg.shutdown_grace);
     let done = tokio::spawn(async move {
         // A dropped sender also stops the server: nothing may outlive its owner.
         let _ = rx.await;
@@ -247,6 +271,13 @@ pub async fn start(
             "shutdown: /readyz is false; accepting connections a little longer"
         );
         tokio::time::sleep(delay).await;
+        // First refuse new connections, then give the ones accepted just before a moment to
+        // finish their handshake and send their first request, and only then shut connections
+        // down. A graceful shutdown at once drops a connection still in its TLS handshake and
+        // closes one that has not sent its request yet: the client (TLS 1.3 finishes its side
+        // first) has often written that request already and sees a reset instead of an answer.
+        stop_accepting(&accepting);
+        tokio::time::sleep(settle.min(grace)).await;
         handle.graceful_shutdown(Some(grace));
         let _ = serve.await;
         if let Some(h) = metrics_handle {

@@ -173,6 +173,7 @@ impl TestServer {
         let mut cfg = ServeConfig::new("127.0.0.1:0".parse().unwrap(), pki.files.clone());
         // Tests stop servers often: no load balancer needs time to drop them.
         cfg.shutdown_delay = Duration::ZERO;
+        cfg.shutdown_settle = Duration::ZERO;
         tweak(&mut cfg);
         let catalog = Arc::new(Catalog::from_objects(objects, &opts));
         let running = start(cfg, catalog, opts).await.expect("server starts");
