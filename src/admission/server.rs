@@ -1,6 +1,7 @@
 //! The HTTPS server: router, limits, TLS with hot reload, a plain-HTTP metrics listener, and
 //! graceful shutdown (`/readyz` false at once, new connections for `shutdown_delay` more so that
-//! endpoints can drop us, then in-flight reviews finish within `shutdown_grace`).
+//! endpoints can drop us, then new connections refused, and after `shutdown_settle` the open
+//! connections shut down once their reviews in flight are answered, within `shutdown_grace`).
 
 use std::{
     net::SocketAddr,
