@@ -1,7 +1,15 @@
 # egress-webhook. `make test` runs every test; CI runs it through .ci/run.
 CARGO ?= cargo
+# The cluster name `make dev` runs the webhook with.
+CLUSTER_NAME ?= cluster1
+# Where `make dev`/`dev-up` keep the kubeconfig, pid and logs.
+DEV_STATE ?= .dev
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+BIN := $(TARGET_DIR)/release/egress-webhook
+# EGRESS_SKIP_CLUSTER_TESTS=1 skips the cluster tests, and with them the control-plane build.
+CONTROLPLANE := $(if $(filter 1,$(EGRESS_SKIP_CLUSTER_TESTS)),,controlplane)
 
-.PHONY: all build test lint unit controlplane crds bench golden clean
+.PHONY: all build test lint unit controlplane dev dev-up dev-down crds manifests bench golden clean
 
 all: build
 
@@ -10,12 +18,25 @@ build:
 
 ## Every test: formatting, lints, unit, rule cases, golden expansion, Istio validity, CLI, and the
 ## tests on a real etcd + kube-apiserver + kube-controller-manager (built first; ~9 min cold, 0.4 s warm).
-test: lint controlplane unit
+test: lint $(CONTROLPLANE) unit
 
 ## Build the pinned etcd, kube-apiserver, kube-controller-manager and kubectl from Go modules into
 ## ~/.cache/egress-webhook (skipped when the binaries already report the pinned versions).
 controlplane:
 	hack/controlplane/build.sh
+
+## A local control plane with the webhook (cluster $(CLUSTER_NAME)) and the running example,
+## in the foreground; Ctrl-C stops everything.
+dev: controlplane build
+	$(BIN) dev --cluster-name $(CLUSTER_NAME) --state-dir $(DEV_STATE) --apply manifests/examples
+
+## The same in the background (kubeconfig at $(DEV_STATE)/kubeconfig); stop it with dev-down.
+dev-up: controlplane build
+	$(BIN) dev --detach --cluster-name $(CLUSTER_NAME) --state-dir $(DEV_STATE) --apply manifests/examples
+
+dev-down:
+	@if [ -x $(BIN) ]; then $(BIN) dev --down --state-dir $(DEV_STATE); \
+	else echo "$(BIN) not built: nothing can be running"; fi
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -27,6 +48,10 @@ unit:
 ## Regenerate manifests/crds from the Rust types (a test fails when they are stale).
 crds:
 	$(CARGO) run --quiet --locked -- crds > manifests/crds/gloo-egress-crds.yaml
+
+## Regenerate manifests/webhook from the code (a test fails when it is stale).
+manifests:
+	$(CARGO) run --quiet --locked -- webhook-config > manifests/webhook/webhook-configurations.yaml
 
 ## Regenerate the golden files after a deliberate change to the expansion; review the diff.
 golden:

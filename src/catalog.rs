@@ -1,27 +1,95 @@
 //! The Catalog: where the admission server gets the other objects from. Two sources, one
-//! interface: static files (`--objects`: local use, CI, benchmarks) and the cluster's watch caches.
-//! Handlers only ever call `read`, whatever the source.
+//! interface: static files (`--objects`: local use, CI, benchmarks) and the cluster's watch caches
+//! (`crate::cluster::catalog`). Handlers only ever call `read`, whatever the source.
+//!
+//! A cluster catalog also has a [`Refresher`]: when a review would be denied because a referenced
+//! object is missing (E22, A14), the handler asks [`Catalog::refresh_for`] to fetch those objects
+//! from the apiserver once, and validates again. So an object created a moment ago, whose watch
+//! event has not arrived yet, never causes a denial. A static catalog has no refresher: what the
+//! files hold is the whole truth.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::sync::{
-    Mutex, RwLock,
+    Arc, Mutex, RwLock,
     atomic::{AtomicBool, Ordering},
 };
+use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use crate::api::{ObjectSelector, list, text};
 use crate::core::{
-    Object, Options, Snapshot,
+    Finding, Object, Options, Severity, Snapshot,
     defaults::default_object,
     expand::{ParentRef, affected_parents},
+    selectors::is_local_cluster,
+    snapshot::{Key, external_service_destinations},
 };
 
-#[derive(Debug)]
+/// Rules whose errors a stale cache can cause: a reference to an object that does not exist
+/// (yet, as far as the cache knows).
+pub const STALE_CACHE_RULES: [&str; 2] = ["E22", "A14"];
+
+/// How long a review may wait for the live lookups (the apiserver gives a review 10 s).
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An object that a rule looks up by name, which a live source can fetch.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reference {
+    VirtualGateway {
+        namespace: String,
+        name: String,
+    },
+    /// `namespace: None`: an ExternalService of this name in any namespace.
+    ExternalService {
+        namespace: Option<String>,
+        name: String,
+    },
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reference::VirtualGateway { namespace, name } => {
+                write!(f, "VirtualGateway {namespace}/{name}")
+            }
+            Reference::ExternalService {
+                namespace: Some(ns),
+                name,
+            } => write!(f, "ExternalService {ns}/{name}"),
+            Reference::ExternalService {
+                namespace: None,
+                name,
+            } => write!(f, "ExternalService */{name}"),
+        }
+    }
+}
+
+/// Fetches referenced objects from their source of truth (the apiserver).
+pub trait Refresher: Send + Sync {
+    /// The objects that exist among `refs`, as read now; an error says why the lookup failed.
+    fn fetch<'a>(&'a self, refs: &'a [Reference]) -> BoxFuture<'a, Result<Vec<Object>, String>>;
+}
+
 pub struct Catalog {
     snapshot: RwLock<Snapshot>,
     synced: AtomicBool,
+    opts: Options,
+    refresher: Option<Arc<dyn Refresher>>,
     /// Where changes are announced (the reconciler), as the parents whose companions they affect.
     changes: Mutex<Option<mpsc::UnboundedSender<BTreeSet<ParentRef>>>>,
+}
+
+impl fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Catalog")
+            .field("synced", &self.is_synced())
+            .field("counts", &self.counts())
+            .field("refresher", &self.refresher.is_some())
+            .finish()
+    }
 }
 
 impl Catalog {
@@ -30,6 +98,8 @@ impl Catalog {
         Catalog {
             snapshot: RwLock::new(Snapshot::new(Vec::new(), opts)),
             synced: AtomicBool::new(false),
+            opts: opts.clone(),
+            refresher: None,
             changes: Mutex::new(None),
         }
     }
@@ -40,8 +110,20 @@ impl Catalog {
         Catalog {
             snapshot: RwLock::new(snap),
             synced: AtomicBool::new(true),
+            opts: opts.clone(),
+            refresher: None,
             changes: Mutex::new(None),
         }
+    }
+
+    /// Use `refresher` for live lookups before a denial for a missing reference.
+    pub fn with_refresher(mut self, refresher: Arc<dyn Refresher>) -> Self {
+        self.refresher = Some(refresher);
+        self
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
     }
 
     /// Run `f` on the current snapshot. Writers wait while readers validate: validation is
@@ -100,6 +182,41 @@ impl Catalog {
         }
     }
 
+    /// Replace every object of `kind` (an [`Object::kind_name`]) with `objects` (defaulted by
+    /// the caller), in one step: what a full re-list of a watch says is the whole truth.
+    pub fn replace_kind(&self, kind: &str, objects: Vec<Object>) {
+        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let mut affected = self.subscribed().then(BTreeSet::new);
+        let keep: BTreeSet<Key> = objects
+            .iter()
+            .filter(|o| o.kind_name() == kind)
+            .map(|o| (o.namespace().to_string(), o.name().to_string()))
+            .collect();
+        for (namespace, name) in snap.keys(kind) {
+            if !keep.contains(&(namespace.clone(), name.clone()))
+                && let Some(gone) = placeholder(kind, &namespace, &name)
+            {
+                if let Some(a) = affected.as_mut() {
+                    a.extend(affected_parents(&snap, &gone));
+                }
+                snap.remove(&gone);
+            }
+        }
+        for o in objects {
+            // Unchanged objects (most of a re-list) affect nothing.
+            let unchanged = snap_has_equal(&snap, &o);
+            if let Some(a) = affected.as_mut().filter(|_| !unchanged) {
+                a.extend(affected_parents(&snap, &o));
+            }
+            snap.insert(o.clone());
+            if let Some(a) = affected.as_mut().filter(|_| !unchanged) {
+                a.extend(affected_parents(&snap, &o));
+            }
+        }
+        drop(snap);
+        self.announce(affected);
+    }
+
     pub fn mark_synced(&self) {
         self.synced.store(true, Ordering::SeqCst);
     }
@@ -111,5 +228,248 @@ impl Catalog {
     /// Objects per kind, for the `catalog_objects` metric.
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
         self.read(|s| s.counts())
+    }
+
+    /// Is a live lookup worth trying for these findings? Only with a refresher, and only when
+    /// an error says that a referenced object is missing.
+    pub fn may_refresh(&self, findings: &[Finding]) -> bool {
+        self.refresher.is_some()
+            && findings
+                .iter()
+                .any(|f| f.severity == Severity::Error && STALE_CACHE_RULES.contains(&f.rule))
+    }
+
+    /// Fetch the objects that `obj` references and the catalog lacks, once, and insert what
+    /// exists. True when something was inserted (validate again); false when there is no
+    /// refresher, nothing is missing, nothing was found, or the lookup failed (logged).
+    pub async fn refresh_for(&self, obj: &Object) -> bool {
+        let Some(refresher) = &self.refresher else {
+            return false;
+        };
+        let refs = self.read(|snap| missing_references(obj, snap, &self.opts));
+        if refs.is_empty() {
+            return false;
+        }
+        let wanted: Vec<String> = refs.iter().map(ToString::to_string).collect();
+        let found = match tokio::time::timeout(REFRESH_TIMEOUT, refresher.fetch(&refs)).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                tracing::warn!(wanted = ?wanted, error = %e, "live lookup failed; the cache decides");
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!(wanted = ?wanted, timeout = ?REFRESH_TIMEOUT, "live lookup timed out; the cache decides");
+                return false;
+            }
+        };
+        tracing::info!(
+            wanted = ?wanted,
+            found = found.len(),
+            "cache miss on a reference: looked it up in the apiserver"
+        );
+        if found.is_empty() {
+            return false;
+        }
+        for o in found {
+            self.upsert(default_object(o, &self.opts));
+        }
+        true
+    }
+}
+
+/// Does `snap` hold exactly `obj` already?
+fn snap_has_equal(snap: &Snapshot, obj: &Object) -> bool {
+    let (ns, name) = (obj.namespace(), obj.name());
+    match obj {
+        Object::ExternalService(o) => snap.external_service(ns, name) == Some(o),
+        Object::VirtualGateway(o) => snap.virtual_gateway(ns, name) == Some(o),
+        Object::AccessPolicy(o) => snap.access_policy(ns, name) == Some(o),
+        Object::Service(o) => snap.service(ns, name) == Some(o),
+        Object::ServiceAccount(o) => snap.service_account(ns, name) == Some(o),
+    }
+}
+
+/// The references of `obj` (as defaulted) that E22 and A14 look up and `snap` does not have.
+pub fn missing_references(obj: &Object, snap: &Snapshot, opts: &Options) -> Vec<Reference> {
+    let mut out = BTreeSet::new();
+    match default_object(obj.clone(), opts) {
+        Object::ExternalService(es) => {
+            let own_ns = es.metadata.namespace.as_deref().unwrap_or("default");
+            for port in list(&es.spec.ports) {
+                let Some(routes) = &port.egress_gateway_routes else {
+                    continue;
+                };
+                for r in list(&routes.virtual_gateway_refs) {
+                    let name = text(&r.name);
+                    if name.is_empty() || !is_local_cluster(text(&r.cluster), &opts.cluster_name) {
+                        continue;
+                    }
+                    let namespace = match text(&r.namespace) {
+                        "" => own_ns,
+                        ns => ns,
+                    };
+                    if snap.virtual_gateway(namespace, name).is_none() {
+                        out.insert(Reference::VirtualGateway {
+                            namespace: namespace.to_string(),
+                            name: name.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        Object::AccessPolicy(ap) => {
+            for (_, sel) in external_service_destinations(&ap) {
+                let name = text(&sel.name);
+                if name.is_empty() || !is_local_cluster(text(&sel.cluster), &opts.cluster_name) {
+                    continue;
+                }
+                // By name (and namespace) only: labels that do not match are a warning, which
+                // no lookup changes.
+                let by_name = ObjectSelector {
+                    name: sel.name.clone(),
+                    namespace: sel.namespace.clone(),
+                    cluster: sel.cluster.clone(),
+                    ..Default::default()
+                };
+                if snap.external_services_selected(&by_name).is_empty() {
+                    out.insert(Reference::ExternalService {
+                        namespace: Some(text(&sel.namespace))
+                            .filter(|ns| !ns.is_empty())
+                            .map(str::to_string),
+                        name: name.to_string(),
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+    out.into_iter().collect()
+}
+
+/// An object of `kind` with only its namespace and name: enough for [`Snapshot::remove`].
+pub fn placeholder(kind: &str, namespace: &str, name: &str) -> Option<Object> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let metadata = ObjectMeta {
+        namespace: Some(namespace.to_string()),
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    Some(match kind {
+        "ExternalService" => Object::ExternalService(crate::api::ExternalService {
+            metadata,
+            ..Default::default()
+        }),
+        "VirtualGateway" => Object::VirtualGateway(crate::api::VirtualGateway {
+            metadata,
+            ..Default::default()
+        }),
+        "AccessPolicy" => Object::AccessPolicy(crate::api::AccessPolicy {
+            metadata,
+            ..Default::default()
+        }),
+        "Service" => Object::Service(k8s_openapi::api::core::v1::Service {
+            metadata,
+            ..Default::default()
+        }),
+        "ServiceAccount" => Object::ServiceAccount(k8s_openapi::api::core::v1::ServiceAccount {
+            metadata,
+            ..Default::default()
+        }),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::load::load_text;
+
+    fn objects(yaml: &str) -> Vec<Object> {
+        let mut out = crate::cli::load::LoadResult::default();
+        load_text("test.yaml", yaml, &mut out).expect("loads");
+        out.objects.into_iter().map(|l| l.object).collect()
+    }
+
+    const VG: &str = "apiVersion: networking.gloo.solo.io/v2\nkind: VirtualGateway\nmetadata: {name: egress-vg, namespace: istio-egress}\nspec: {}\n";
+    const ES: &str = "apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {name: httpbin.org, namespace: global}\nspec:\n  hosts: [httpbin.org]\n  ports:\n  - {name: https, number: 443, protocol: HTTPS, egressGatewayRoutes: {virtualGatewayRefs: [{name: egress-vg, namespace: istio-egress}, {name: other-cluster-vg, cluster: cluster2}, {name: local-vg}]}}\n";
+    const AP: &str = "apiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\nmetadata: {name: p, namespace: istio-egress}\nspec:\n  applyToDestinations:\n  - {kind: EXTERNAL_SERVICE, selector: {name: httpbin.org, namespace: global}}\n  - {kind: EXTERNAL_SERVICE, selector: {name: anywhere.org}}\n  - {kind: EXTERNAL_SERVICE, selector: {labels: {a: b}}}\n  - {kind: SERVICE, selector: {name: svc}}\n";
+
+    #[test]
+    fn missing_references_are_the_local_named_ones_the_snapshot_lacks() {
+        let opts = Options::default();
+        let es = objects(ES).remove(0);
+        let empty = Snapshot::new(Vec::new(), &opts);
+        assert_eq!(
+            missing_references(&es, &empty, &opts),
+            vec![
+                Reference::VirtualGateway {
+                    namespace: "global".into(),
+                    name: "local-vg".into()
+                },
+                Reference::VirtualGateway {
+                    namespace: "istio-egress".into(),
+                    name: "egress-vg".into()
+                },
+            ]
+        );
+        let with_vg = Snapshot::new(objects(VG), &opts);
+        assert_eq!(missing_references(&es, &with_vg, &opts).len(), 1);
+
+        let ap = objects(AP).remove(0);
+        assert_eq!(
+            missing_references(&ap, &empty, &opts),
+            vec![
+                Reference::ExternalService {
+                    namespace: None,
+                    name: "anywhere.org".into()
+                },
+                Reference::ExternalService {
+                    namespace: Some("global".into()),
+                    name: "httpbin.org".into()
+                },
+            ]
+        );
+        let with_es = Snapshot::new(objects(ES), &opts);
+        assert_eq!(missing_references(&ap, &with_es, &opts).len(), 1);
+    }
+
+    #[test]
+    fn replace_kind_drops_what_the_relist_lacks_and_keeps_other_kinds() {
+        let opts = Options::default();
+        let mut all = objects(VG);
+        all.extend(objects(ES));
+        let catalog = Catalog::from_objects(all, &opts);
+        assert!(catalog.read(|s| s.virtual_gateway("istio-egress", "egress-vg").is_some()));
+        catalog.replace_kind("VirtualGateway", Vec::new());
+        assert!(catalog.read(|s| s.virtual_gateway("istio-egress", "egress-vg").is_none()));
+        assert!(catalog.read(|s| s.external_service("global", "httpbin.org").is_some()));
+        catalog.replace_kind("VirtualGateway", objects(VG));
+        assert!(catalog.read(|s| s.virtual_gateway("istio-egress", "egress-vg").is_some()));
+    }
+
+    struct Fixed(Vec<Object>);
+    impl Refresher for Fixed {
+        fn fetch<'a>(
+            &'a self,
+            refs: &'a [Reference],
+        ) -> BoxFuture<'a, Result<Vec<Object>, String>> {
+            Box::pin(async move {
+                assert!(!refs.is_empty());
+                Ok(self.0.clone())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn refresh_inserts_what_the_refresher_finds() {
+        let opts = Options::default();
+        let es = objects(ES).remove(0);
+        let plain = Catalog::new(&opts);
+        assert!(!plain.refresh_for(&es).await, "no refresher, no lookup");
+        let catalog = Catalog::new(&opts).with_refresher(Arc::new(Fixed(objects(VG))));
+        assert!(catalog.refresh_for(&es).await);
+        assert!(catalog.read(|s| s.virtual_gateway("istio-egress", "egress-vg").is_some()));
+        let nothing = Catalog::new(&opts).with_refresher(Arc::new(Fixed(Vec::new())));
+        assert!(!nothing.refresh_for(&es).await);
     }
 }

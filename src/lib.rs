@@ -8,6 +8,7 @@ pub mod admission;
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod companions;
 pub mod controlplane;
 pub mod core;

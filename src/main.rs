@@ -9,7 +9,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use egress_webhook::cli::{
-    self, certs::CertsArgs, check::CheckArgs, render::RenderArgs, serve::ServeArgs,
+    self, certs::CertsArgs, check::CheckArgs, dev::DevArgs, render::RenderArgs, serve::ServeArgs,
+    webhook_config::WebhookConfigArgs,
 };
 
 #[derive(Parser)]
@@ -41,6 +42,10 @@ enum Command {
     Certs(CertsArgs),
     /// Serve /mutate and /validate over HTTPS (plus /healthz, /readyz, /metrics).
     Serve(Box<ServeArgs>),
+    /// Print the Mutating- and ValidatingWebhookConfiguration (default: manifests/webhook/).
+    WebhookConfig(WebhookConfigArgs),
+    /// A local control plane with CRDs and the webhook registered (Ctrl-C stops it).
+    Dev(DevArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +85,20 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => serve(*args),
+        Command::WebhookConfig(args) => match cli::webhook_config::run(&args) {
+            Ok(text) => {
+                print!("{text}");
+                cli::EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                cli::EXIT_USAGE
+            }
+        },
+        Command::Dev(args) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            cli::dev::run(&args)
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(2))
 }

@@ -173,9 +173,20 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
         .companions
         .as_ref()
         .map(|c| c.guard_identities.as_slice());
-    let mut outcome = st
-        .catalog
-        .read(|snap| review::handle_guarded(endpoint, &body, snap, &st.opts, guard));
+    let decide = || {
+        st.catalog
+            .read(|snap| review::handle_guarded(endpoint, &body, snap, &st.opts, guard))
+    };
+    let mut outcome = decide();
+    // A denial for a missing reference may come from a cache that has not seen a brand-new
+    // object yet: look the references up once (cluster catalog only), then decide again.
+    if endpoint == Endpoint::Validate
+        && st.catalog.may_refresh(&outcome.findings)
+        && let Some(obj) = review::object_under_review(&body)
+        && st.catalog.refresh_for(&obj).await
+    {
+        outcome = decide();
+    }
     if let (Some(obj), Some(c), false) = (
         outcome.admitted.take(),
         st.companions.as_ref(),

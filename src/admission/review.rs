@@ -325,6 +325,13 @@ fn typed(value: &Value, expected: GlooKind, outcome: &mut Outcome) -> Option<Obj
     }
 }
 
+/// The object under review (CREATE/UPDATE), typed; None when the body has none or it does not
+/// decode. For the catalog's live lookups after a first verdict.
+pub fn object_under_review(body: &[u8]) -> Option<Object> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    Object::from_value(value.pointer_mut("/request/object")?.take()).ok()
+}
+
 /// Handle one review body at `endpoint`, without the guard of generated objects.
 pub fn handle(endpoint: Endpoint, body: &[u8], snap: &Snapshot, opts: &Options) -> Outcome {
     handle_guarded(endpoint, body, snap, opts, None)

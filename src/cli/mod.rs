@@ -4,10 +4,12 @@
 pub mod certs;
 pub mod check;
 pub mod crds;
+pub mod dev;
 pub mod load;
 pub mod render;
 pub mod rules;
 pub mod serve;
+pub mod webhook_config;
 
 use crate::core::Options;
 

@@ -1,9 +1,12 @@
-//! `egress-webhook serve`: the admission server with a static catalog (`--objects`).
+//! `egress-webhook serve`: the admission server. The catalog comes from files (`--objects`) or
+//! from a cluster: `--kubeconfig FILE`, or with neither flag the in-cluster configuration (the
+//! pod's service account), falling back to `$KUBECONFIG` / `~/.kube/config`.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use crate::admission::{ServeConfig, tls::CertFiles};
 use crate::catalog::Catalog;
+use crate::cluster;
 
 use super::{CoreFlags, load};
 
@@ -20,9 +23,14 @@ pub struct ServeArgs {
     /// Plain-HTTP listener for /metrics, /healthz and /readyz (they are on the TLS port too).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
-    /// Objects the cross-object rules see (files or directories, as for `check`).
-    #[arg(long)]
+    /// Objects the cross-object rules see (files or directories, as for `check`), instead of
+    /// the cluster's.
+    #[arg(long, conflicts_with = "kubeconfig")]
     pub objects: Vec<String>,
+    /// Watch the cluster of this kubeconfig (its current context). Without it and without
+    /// --objects: the in-cluster configuration.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Bodies above this many bytes get 413.
@@ -94,7 +102,7 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),
@@ -115,16 +123,24 @@ async fn shutdown_signal() {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let opts = args.core.options();
-    let catalog = if args.objects.is_empty() {
-        // No source: an empty catalog is still a complete answer ("nothing else exists").
-        Catalog::from_objects(Vec::new(), &opts)
-    } else {
+    // Kept alive while serving: dropping it stops the watches.
+    let mut _source = None;
+    let catalog = if !args.objects.is_empty() {
         let loaded = load::load_inputs(&args.objects)?;
         tracing::info!(objects = loaded.objects.len(), "catalog loaded from files");
-        Catalog::from_objects(
+        Arc::new(Catalog::from_objects(
             loaded.objects.into_iter().map(|l| l.object).collect(),
             &opts,
-        )
+        ))
+    } else {
+        let client = match &args.kubeconfig {
+            Some(path) => cluster::client_from_kubeconfig(path).await?,
+            None => cluster::default_client().await?,
+        };
+        let (catalog, source) = cluster::catalog::cluster_catalog(client, &opts);
+        _source = Some(source);
+        tracing::info!("watching the cluster; /readyz turns true when the catalog is synced");
+        catalog
     };
     let mut cfg = ServeConfig::new(
         args.listen,
@@ -142,7 +158,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     cfg.shutdown_delay = args.shutdown_delay;
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.cert_poll_interval = args.cert_poll_interval;
-    let mut running = crate::admission::start(cfg, Arc::new(catalog), opts).await?;
+    let mut running = crate::admission::start(cfg, catalog, opts).await?;
     tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, "serving /mutate and /validate");
     shutdown_signal().await;
     running.shutdown();

@@ -21,7 +21,7 @@
 
 mod binaries;
 mod pki;
-mod process;
+pub(crate) mod process;
 
 use std::ffi::OsStr;
 use std::fs;

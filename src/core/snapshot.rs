@@ -219,6 +219,18 @@ impl Snapshot {
         }
     }
 
+    /// (namespace, name) of every object of `kind` (an `Object::kind_name`), sorted.
+    pub fn keys(&self, kind: &str) -> Vec<Key> {
+        match kind {
+            "ExternalService" => self.external_services.keys().cloned().collect(),
+            "VirtualGateway" => self.virtual_gateways.keys().cloned().collect(),
+            "AccessPolicy" => self.access_policies.keys().cloned().collect(),
+            "Service" => self.services.keys().cloned().collect(),
+            "ServiceAccount" => self.service_accounts.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn external_service(&self, namespace: &str, name: &str) -> Option<&ExternalService> {
         self.external_services.get(&key(namespace, name))
     }

@@ -1,0 +1,271 @@
+//! The cluster source of the Catalog: one watch per kind (ExternalService, VirtualGateway,
+//! AccessPolicy, Service, ServiceAccount), every event applied to the Catalog, and the live
+//! lookups ([`LiveRefresher`]) that stand between a stale cache and a wrong denial.
+//!
+//! Events: an added or modified object is defaulted (as the mutating webhook would have) and
+//! upserted; a deleted one is removed; a (re-)list replaces every object of its kind at once.
+//! The catalog is marked synced (`/readyz` true) when the first list of every kind is in.
+//!
+//! Objects are watched as `DynamicObject`s and decoded one by one, not as typed lists: an object
+//! that does not decode into our types is skipped with a warning instead of failing the whole
+//! list (a typed watcher would retry that list forever and never sync).
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use futures::{FutureExt, StreamExt, future::BoxFuture};
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, ListParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::api::{AccessPolicy, ExternalService, VirtualGateway};
+use crate::catalog::{Catalog, Reference, Refresher, placeholder};
+use crate::core::{Object, Options, defaults::default_object};
+
+/// The kinds the catalog watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    ExternalService,
+    VirtualGateway,
+    AccessPolicy,
+    Service,
+    ServiceAccount,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::ExternalService,
+        Kind::VirtualGateway,
+        Kind::AccessPolicy,
+        Kind::Service,
+        Kind::ServiceAccount,
+    ];
+
+    /// As [`Object::kind_name`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ExternalService => "ExternalService",
+            Kind::VirtualGateway => "VirtualGateway",
+            Kind::AccessPolicy => "AccessPolicy",
+            Kind::Service => "Service",
+            Kind::ServiceAccount => "ServiceAccount",
+        }
+    }
+
+    pub fn api_resource(self) -> ApiResource {
+        match self {
+            Kind::ExternalService => ApiResource::erase::<ExternalService>(&()),
+            Kind::VirtualGateway => ApiResource::erase::<VirtualGateway>(&()),
+            Kind::AccessPolicy => ApiResource::erase::<AccessPolicy>(&()),
+            Kind::Service => ApiResource::erase::<Service>(&()),
+            Kind::ServiceAccount => ApiResource::erase::<ServiceAccount>(&()),
+        }
+    }
+}
+
+/// A dynamic object as one of ours. List items of built-in kinds carry no apiVersion/kind, so
+/// both are set from the resource; managedFields and the last-applied annotation are dropped
+/// (no rule reads them, and they are most of an object's size).
+pub fn decode(obj: DynamicObject, ar: &ApiResource) -> Result<Object, String> {
+    let mut value = serde_json::to_value(&obj).map_err(|e| e.to_string())?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), Value::from(ar.api_version.clone()));
+        map.insert("kind".into(), Value::from(ar.kind.clone()));
+    }
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+        if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            ann.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+    Object::from_value(value).map_err(|e| e.to_string())
+}
+
+/// The running watches; dropping it stops them.
+pub struct ClusterSource {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ClusterSource {
+    /// Stop every watch now.
+    pub fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for ClusterSource {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A catalog fed by watches on the cluster behind `client`, with live lookups, and the watches
+/// (spawned on the current tokio runtime).
+pub fn cluster_catalog(client: Client, opts: &Options) -> (Arc<Catalog>, ClusterSource) {
+    let catalog =
+        Arc::new(Catalog::new(opts).with_refresher(Arc::new(LiveRefresher::new(client.clone()))));
+    let source = start(client, catalog.clone());
+    (catalog, source)
+}
+
+/// Start one watch per kind, feeding `catalog`.
+pub fn start(client: Client, catalog: Arc<Catalog>) -> ClusterSource {
+    let pending = Arc::new(AtomicUsize::new(Kind::ALL.len()));
+    let tasks = Kind::ALL
+        .into_iter()
+        .map(|kind| {
+            tokio::spawn(watch(
+                client.clone(),
+                kind,
+                catalog.clone(),
+                pending.clone(),
+            ))
+        })
+        .collect();
+    ClusterSource { tasks }
+}
+
+async fn watch(client: Client, kind: Kind, catalog: Arc<Catalog>, pending: Arc<AtomicUsize>) {
+    let ar = kind.api_resource();
+    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    let opts = catalog.options().clone();
+    let default = |o: Object| default_object(o, &opts);
+    // `any_semantic`: the first list may come from the apiserver's watch cache (cheap); the watch
+    // that follows brings it up to date.
+    let stream = watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut relist: Vec<Object> = Vec::new();
+    let mut synced = false;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Init) => relist.clear(),
+            Ok(watcher::Event::InitApply(o)) => {
+                if let Some(obj) = decode_or_warn(o, &ar, kind) {
+                    relist.push(default(obj));
+                }
+            }
+            Ok(watcher::Event::InitDone) => {
+                let n = relist.len();
+                catalog.replace_kind(kind.name(), std::mem::take(&mut relist));
+                tracing::debug!(kind = kind.name(), objects = n, "listed");
+                if !synced {
+                    synced = true;
+                    if pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        catalog.mark_synced();
+                        tracing::info!(counts = ?catalog.counts(), "catalog synced with the cluster");
+                    }
+                }
+            }
+            Ok(watcher::Event::Apply(o)) => {
+                let (ns, name) = (o.metadata.namespace.clone(), o.metadata.name.clone());
+                match decode_or_warn(o, &ar, kind) {
+                    Some(obj) => catalog.upsert(default(obj)),
+                    // A stored version that no longer decodes must not linger as it was.
+                    None => {
+                        if let Some(gone) = placeholder(
+                            kind.name(),
+                            ns.as_deref().unwrap_or("default"),
+                            name.as_deref().unwrap_or(""),
+                        ) {
+                            catalog.remove(&gone);
+                        }
+                    }
+                }
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                if let Some(gone) = placeholder(
+                    kind.name(),
+                    o.metadata.namespace.as_deref().unwrap_or("default"),
+                    o.metadata.name.as_deref().unwrap_or(""),
+                ) {
+                    catalog.remove(&gone);
+                }
+            }
+            Err(e) => tracing::warn!(
+                kind = kind.name(),
+                error = %e,
+                "watch failed; retrying with backoff"
+            ),
+        }
+    }
+}
+
+fn decode_or_warn(o: DynamicObject, ar: &ApiResource, kind: Kind) -> Option<Object> {
+    let id = format!(
+        "{}/{}",
+        o.metadata.namespace.as_deref().unwrap_or(""),
+        o.metadata.name.as_deref().unwrap_or("")
+    );
+    match decode(o, ar) {
+        Ok(obj) => Some(obj),
+        Err(e) => {
+            tracing::warn!(kind = kind.name(), object = %id, error = %e, "object skipped: it does not decode");
+            None
+        }
+    }
+}
+
+/// Live lookups in the apiserver: GET by namespace and name, or a list by field selector for a
+/// name in any namespace. Needs get and list on the kinds (the webhook's ClusterRole).
+pub struct LiveRefresher {
+    client: Client,
+}
+
+impl LiveRefresher {
+    pub fn new(client: Client) -> Self {
+        LiveRefresher { client }
+    }
+
+    async fn fetch_one(&self, r: &Reference) -> Result<Vec<Object>, String> {
+        let (kind, namespace, name) = match r {
+            Reference::VirtualGateway { namespace, name } => {
+                (Kind::VirtualGateway, Some(namespace), name)
+            }
+            Reference::ExternalService { namespace, name } => {
+                (Kind::ExternalService, namespace.as_ref(), name)
+            }
+        };
+        let ar = kind.api_resource();
+        let found = match namespace {
+            Some(ns) => {
+                let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
+                api.get_opt(name)
+                    .await
+                    .map_err(|e| format!("GET {r}: {e}"))?
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            }
+            None => {
+                let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+                api.list(&ListParams::default().fields(&format!("metadata.name={name}")))
+                    .await
+                    .map_err(|e| format!("LIST {r}: {e}"))?
+                    .items
+            }
+        };
+        found.into_iter().map(|o| decode(o, &ar)).collect()
+    }
+}
+
+impl Refresher for LiveRefresher {
+    fn fetch<'a>(&'a self, refs: &'a [Reference]) -> BoxFuture<'a, Result<Vec<Object>, String>> {
+        async move {
+            let all = futures::future::join_all(refs.iter().map(|r| self.fetch_one(r))).await;
+            let mut out = Vec::new();
+            for r in all {
+                out.extend(r?);
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,600 @@
+//! The local development cluster: a real control plane (etcd, kube-apiserver,
+//! kube-controller-manager from `crate::controlplane`) with our CRDs and the real Istio CRDs, the
+//! webhook running under its own identity, and the webhook configurations registered at
+//! `https://127.0.0.1:<port>`. Used by the end-to-end tests and by `egress-webhook dev`.
+//!
+//! Start order: control plane; CRDs (until Established); the webhook's identity (a client
+//! certificate user `egress-webhook` bound to the ClusterRole of `manifests/deploy/10-rbac.yaml`:
+//! the webhook never uses the admin kubeconfig); serving certificates (`certs`); the webhook
+//! (in-process, or as a child process of a given binary) until its catalog is synced; the webhook
+//! configurations; and finally a poll of server-side dry-run creates until the mutating webhook
+//! has defaulted one and the validating webhook has denied one, which proves the apiserver calls
+//! both.
+//!
+//! Teardown (`Drop`, also on panic): the webhook first (graceful), then the control plane. A
+//! webhook child gets SIGKILL from the kernel if this process dies (as the control plane does).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::admission::{self, Running, ServeConfig, server::ServeError, tls::CertFiles};
+use crate::catalog::Catalog;
+use crate::cli::certs::{self, CertsError};
+use crate::controlplane::{
+    self, ControlPlane, UserCredentials,
+    process::{self, Managed, Spawner},
+};
+use crate::core::Options;
+
+use super::catalog::{ClusterSource, cluster_catalog};
+use super::webhook::{self, Endpoint, Registration};
+use super::{ClientError, client_from_kubeconfig};
+
+/// The webhook's own user name (its client certificate's CN).
+pub const IDENTITY: &str = "egress-webhook";
+
+/// The real Istio CRDs (1.24.6), installed next to ours.
+pub const ISTIO_CRDS: &str = include_str!("../../manifests/istio/crds-1.24.6.yaml");
+
+/// How the webhook runs.
+#[derive(Clone, Debug)]
+pub enum WebhookMode {
+    /// On a tokio runtime owned by the [`DevCluster`], in this process.
+    InProcess,
+    /// `<binary> serve --kubeconfig ...` as a child process (its log in the run directory).
+    Process(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct DevOptions {
+    /// The cluster name the webhook runs with (`--cluster-name`).
+    pub cluster_name: String,
+    pub webhook: WebhookMode,
+    pub control_plane: controlplane::Options,
+    /// The namespace the webhook "runs in": excluded by the namespaceSelector with kube-system.
+    pub own_namespace: String,
+    /// Budget for the webhook to be ready and for the apiserver to call it.
+    pub webhook_timeout: Duration,
+}
+
+impl Default for DevOptions {
+    fn default() -> Self {
+        DevOptions {
+            cluster_name: "cluster1".to_string(),
+            webhook: WebhookMode::InProcess,
+            control_plane: controlplane::Options::default(),
+            own_namespace: webhook::DEFAULT_NAMESPACE.to_string(),
+            webhook_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error(transparent)]
+    ControlPlane(#[from] controlplane::Error),
+    #[error("webhook certificates: {0}")]
+    Certs(#[from] CertsError),
+    #[error("starting the webhook: {0}")]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Setup(String),
+    #[error("the webhook process exited ({status}); last lines of {log}:\n{tail}")]
+    WebhookExited {
+        status: String,
+        log: String,
+        tail: String,
+    },
+    #[error("{what} not within {timeout:?}; last attempt: {last}")]
+    Timeout {
+        what: &'static str,
+        timeout: Duration,
+        last: String,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevError {
+    let context = context.into();
+    move |source| DevError::Io { context, source }
+}
+
+/// How long each start step took.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    pub control_plane: Duration,
+    pub crds: Duration,
+    /// Identity, certificates, and the webhook up with its catalog synced.
+    pub webhook: Duration,
+    /// Registration until the apiserver demonstrably calls the webhook.
+    pub live: Duration,
+    pub total: Duration,
+}
+
+enum Webhook {
+    InProcess {
+        running: Running,
+        source: ClusterSource,
+        catalog: Arc<Catalog>,
+    },
+    Process {
+        child: Managed,
+    },
+    Stopped,
+}
+
+/// A running local cluster with the webhook registered. Dropping it stops everything.
+pub struct DevCluster {
+    webhook: Webhook,
+    /// Spawns the webhook child (process mode); dropped after the child is dead.
+    spawner: Option<Spawner>,
+    runtime: Option<tokio::runtime::Runtime>,
+    cp: Option<ControlPlane>,
+    user: UserCredentials,
+    webhook_addr: SocketAddr,
+    ca_pem: String,
+    tls_dir: PathBuf,
+    core: Options,
+    timings: Timings,
+}
+
+impl std::fmt::Debug for DevCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevCluster")
+            .field("server", &self.cp().server_url())
+            .field("webhook", &self.webhook_addr)
+            .finish()
+    }
+}
+
+impl DevCluster {
+    pub fn start(opts: DevOptions) -> Result<Self, DevError> {
+        let t0 = Instant::now();
+        let cp = ControlPlane::start(opts.control_plane.clone())?;
+        let control_plane = t0.elapsed();
+
+        let t = Instant::now();
+        let crd_dir = cp.run_dir().join("crds");
+        std::fs::create_dir_all(&crd_dir).map_err(io(format!("creating {}", crd_dir.display())))?;
+        let ours = crate::cli::crds::render()
+            .map_err(|e| DevError::Setup(format!("rendering our CRDs: {e}")))?;
+        let (ours_path, istio_path) = (crd_dir.join("gloo.yaml"), crd_dir.join("istio.yaml"));
+        for (path, text) in [(&ours_path, ours.as_str()), (&istio_path, ISTIO_CRDS)] {
+            std::fs::write(path, text).map_err(io(format!("writing {}", path.display())))?;
+        }
+        cp.install_crds(&[ours_path, istio_path])?;
+        let crds = t.elapsed();
+
+        let t = Instant::now();
+        let user = webhook_identity(&cp)?;
+        let tls_dir = cp.run_dir().join("webhook-tls");
+        let bundle = certs::generate(&["localhost".to_string(), "127.0.0.1".to_string()], 30)?;
+        certs::write(&tls_dir, &bundle)?;
+        let cert_files = CertFiles {
+            cert: tls_dir.join("tls.crt"),
+            key: tls_dir.join("tls.key"),
+        };
+        let core = Options {
+            cluster_name: opts.cluster_name.clone(),
+            ..Options::default()
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("egress-dev")
+            .enable_all()
+            .build()
+            .map_err(io("starting the tokio runtime"))?;
+        let deadline = Instant::now() + opts.webhook_timeout;
+        let mut spawner = None;
+        let (webhook, webhook_addr) = match &opts.webhook {
+            WebhookMode::InProcess => {
+                let (running, source, catalog) = runtime.block_on(async {
+                    let client = client_from_kubeconfig(&user.kubeconfig).await?;
+                    let (catalog, source) = cluster_catalog(client, &core);
+                    let mut cfg = ServeConfig::new(([127, 0, 0, 1], 0).into(), cert_files);
+                    cfg.shutdown_delay = Duration::ZERO;
+                    cfg.shutdown_grace = Duration::from_secs(2);
+                    let running = admission::start(cfg, catalog.clone(), core.clone()).await?;
+                    Ok::<_, DevError>((running, source, catalog))
+                })?;
+                let addr = running.addr;
+                poll(
+                    "webhook catalog synced",
+                    deadline,
+                    opts.webhook_timeout,
+                    || {
+                        if catalog.is_synced() {
+                            Ok(())
+                        } else {
+                            Err(format!("catalog counts {:?}", catalog.counts()))
+                        }
+                    },
+                )?;
+                (
+                    Webhook::InProcess {
+                        running,
+                        source,
+                        catalog,
+                    },
+                    addr,
+                )
+            }
+            WebhookMode::Process(program) => {
+                let s = Spawner::new().map_err(io("starting the spawner thread"))?;
+                let ports = process::free_ports(2).map_err(io("picking free ports"))?;
+                let addr: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+                let metrics: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+                let log = cp.run_dir().join("egress-webhook.log");
+                let args: Vec<String> = vec![
+                    "serve".into(),
+                    format!("--kubeconfig={}", user.kubeconfig.display()),
+                    format!("--tls-cert={}", cert_files.cert.display()),
+                    format!("--tls-key={}", cert_files.key.display()),
+                    format!("--listen={addr}"),
+                    format!("--metrics-listen={metrics}"),
+                    format!("--cluster-name={}", opts.cluster_name),
+                    "--shutdown-delay=0s".into(),
+                    "--shutdown-grace=2s".into(),
+                ];
+                let cmd = process::command(program, &args, &log)
+                    .map_err(io(format!("creating {}", log.display())))?;
+                let child = s
+                    .spawn(cmd)
+                    .map_err(io(format!("starting {}", program.display())))?;
+                let mut child = Managed {
+                    name: "egress-webhook",
+                    child,
+                    log,
+                };
+                spawner = Some(s);
+                // The plain-HTTP /readyz turns 200 once the catalog is synced.
+                let ready = poll("webhook /readyz", deadline, opts.webhook_timeout, || {
+                    if let Some(status) = child.exited() {
+                        return Err(format!("exited: {status}"));
+                    }
+                    http_get(metrics, "/readyz")
+                });
+                if let Err(e) = ready {
+                    let status = child.kill().map(|s| s.to_string()).unwrap_or_default();
+                    return Err(if status.is_empty() {
+                        e
+                    } else {
+                        DevError::WebhookExited {
+                            status,
+                            log: child.log.display().to_string(),
+                            tail: process::log_tail(&child.log, 30),
+                        }
+                    });
+                }
+                (Webhook::Process { child }, addr)
+            }
+        };
+        let webhook_time = t.elapsed();
+
+        let mut dev = DevCluster {
+            webhook,
+            spawner,
+            runtime: Some(runtime),
+            cp: Some(cp),
+            user,
+            webhook_addr,
+            ca_pem: bundle.ca_cert.clone(),
+            tls_dir,
+            core,
+            timings: Timings {
+                control_plane,
+                crds,
+                webhook: webhook_time,
+                ..Timings::default()
+            },
+        };
+
+        let t = Instant::now();
+        let reg = Registration {
+            endpoint: Endpoint::Url(dev.webhook_url()),
+            ca_bundle_pem: Some(bundle.ca_cert),
+            own_namespace: opts.own_namespace.clone(),
+        };
+        let yaml = webhook::to_yaml(&reg)
+            .map_err(|e| DevError::Setup(format!("webhook configurations: {e}")))?;
+        dev.kubectl_stdin_ok(&["apply", "-f", "-"], &yaml)?;
+        dev.wait_live(deadline, opts.webhook_timeout)?;
+        dev.timings.live = t.elapsed();
+        dev.timings.total = t0.elapsed();
+        Ok(dev)
+    }
+
+    /// Polls dry-run creates until the mutating webhook defaults a probe ExternalService and
+    /// the validating webhook denies an invalid one.
+    fn wait_live(&self, deadline: Instant, timeout: Duration) -> Result<(), DevError> {
+        // The invalid probe passes the CRD schema (checked after mutation, before validation)
+        // and fails our rules: an unknown protocol (E6).
+        let probe = |protocol: &str| {
+            json!({
+                "apiVersion": "networking.gloo.solo.io/v2",
+                "kind": "ExternalService",
+                "metadata": {"name": "egress-webhook-liveness-probe", "namespace": "default"},
+                "spec": {
+                    "hosts": ["probe.example.com"],
+                    "ports": [{"name": "http", "number": 80, "protocol": protocol}]
+                }
+            })
+            .to_string()
+        };
+        let (valid, invalid) = (probe("HTTP"), probe("NOT-A-PROTOCOL"));
+        let create = ["create", "--dry-run=server", "-o", "json", "-f", "-"];
+        let denial = format!(
+            "admission webhook \"{}\" denied the request",
+            webhook::VALIDATING_WEBHOOK
+        );
+        let mut mutated = false;
+        poll(
+            "the apiserver calling the webhook",
+            deadline,
+            timeout,
+            || {
+                if !mutated {
+                    let out = self
+                        .kubectl_stdin(&create, &valid)
+                        .map_err(|e| e.to_string())?;
+                    let stored: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                    if stored.pointer("/spec/ports/0/targetPort").is_none() {
+                        return Err(format!(
+                            "not defaulted yet: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ));
+                    }
+                    mutated = true;
+                }
+                let out = self
+                    .kubectl_stdin(&create, &invalid)
+                    .map_err(|e| e.to_string())?;
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                if !out.status.success() && stderr.contains(&denial) {
+                    Ok(())
+                } else {
+                    Err(format!("not denied yet: {}", stderr.trim()))
+                }
+            },
+        )
+    }
+
+    pub fn cp(&self) -> &ControlPlane {
+        // Only `Drop` takes it.
+        self.cp.as_ref().expect("control plane present until drop")
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> &Path {
+        self.cp().kubeconfig()
+    }
+
+    /// The webhook's own identity (client certificate user and its kubeconfig).
+    pub fn webhook_user(&self) -> &UserCredentials {
+        &self.user
+    }
+
+    /// `https://127.0.0.1:<port>`, as registered.
+    pub fn webhook_url(&self) -> String {
+        format!("https://{}", self.webhook_addr)
+    }
+
+    pub fn webhook_addr(&self) -> SocketAddr {
+        self.webhook_addr
+    }
+
+    /// PEM of the CA of the webhook's serving certificate (the registered caBundle).
+    pub fn webhook_ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Directory with ca.crt, tls.crt and tls.key of the webhook.
+    pub fn webhook_tls_dir(&self) -> &Path {
+        &self.tls_dir
+    }
+
+    /// The pid of the webhook child (process mode, while it runs).
+    pub fn webhook_pid(&self) -> Option<u32> {
+        match &self.webhook {
+            Webhook::Process { child } => Some(child.child.id()),
+            _ => None,
+        }
+    }
+
+    /// The in-process webhook's catalog (in-process mode, while it runs).
+    pub fn webhook_catalog(&self) -> Option<&Arc<Catalog>> {
+        match &self.webhook {
+            Webhook::InProcess { catalog, .. } => Some(catalog),
+            _ => None,
+        }
+    }
+
+    /// The options the webhook runs with.
+    pub fn core_options(&self) -> &Options {
+        &self.core
+    }
+
+    pub fn timings(&self) -> Timings {
+        self.timings
+    }
+
+    /// Runs `f` on the cluster's tokio runtime (kube clients must be built inside it).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime
+            .as_ref()
+            .expect("runtime present until drop")
+            .block_on(f)
+    }
+
+    /// A kube client as admin; call inside [`Self::block_on`].
+    pub async fn admin_client(&self) -> Result<kube::Client, ClientError> {
+        client_from_kubeconfig(self.kubeconfig()).await
+    }
+
+    /// Runs kubectl as admin with `stdin`, whatever its exit status.
+    pub fn kubectl_stdin(
+        &self,
+        args: &[&str],
+        stdin: &str,
+    ) -> Result<std::process::Output, DevError> {
+        Ok(self.cp().kubectl_with_stdin(args, stdin)?)
+    }
+
+    fn kubectl_stdin_ok(&self, args: &[&str], stdin: &str) -> Result<String, DevError> {
+        let out = self.kubectl_stdin(args, stdin)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(DevError::Setup(format!(
+                "`kubectl {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
+    /// Stops the webhook (gracefully: SIGTERM for a child) and waits until it is gone. The
+    /// webhook configurations stay registered, so the apiserver's calls now fail.
+    pub fn stop_webhook(&mut self) -> Result<(), DevError> {
+        match std::mem::replace(&mut self.webhook, Webhook::Stopped) {
+            Webhook::InProcess {
+                mut running,
+                mut source,
+                ..
+            } => {
+                source.stop();
+                running.shutdown();
+                if let Some(rt) = &self.runtime
+                    && tokio::runtime::Handle::try_current().is_err()
+                {
+                    let done = &mut running.done;
+                    let _ = rt.block_on(async {
+                        tokio::time::timeout(Duration::from_secs(10), done).await
+                    });
+                }
+                running.done.abort();
+                Ok(())
+            }
+            Webhook::Process { mut child } => {
+                let pid = child.child.id() as libc::pid_t;
+                // SAFETY: kill(2) on our own child's pid (not yet reaped, so not reused).
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while child.exited().is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                child.kill().map_err(io("stopping the webhook process"))?;
+                Ok(())
+            }
+            Webhook::Stopped => Ok(()),
+        }
+    }
+
+    /// Stops everything and reports the first error (`Drop` does the same silently).
+    pub fn stop(mut self) -> Result<(), DevError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), DevError> {
+        let webhook = self.stop_webhook();
+        if let Some(rt) = self.runtime.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(2));
+            }
+        }
+        self.spawner.take();
+        let cp = match self.cp.take() {
+            Some(cp) => cp.stop().map_err(DevError::from),
+            None => Ok(()),
+        };
+        webhook.and(cp)
+    }
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Creates the webhook's user: the ClusterRole of the RBAC manifest, a binding to user
+/// [`IDENTITY`], and a client certificate with its kubeconfig.
+fn webhook_identity(cp: &ControlPlane) -> Result<UserCredentials, DevError> {
+    let role = webhook::cluster_role().map_err(DevError::Setup)?;
+    let role_name = role.metadata.name.clone().unwrap_or_default();
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": format!("{role_name}-dev-user")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": IDENTITY}]
+    });
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [role, binding]});
+    let out = cp.kubectl_with_stdin(&["apply", "-f", "-"], &list.to_string())?;
+    if !out.status.success() {
+        return Err(DevError::Setup(format!(
+            "applying the webhook's RBAC: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(cp.mint_user(IDENTITY, &[])?)
+}
+
+/// Calls `f` every 50 ms until it succeeds or `deadline` passes.
+fn poll(
+    what: &'static str,
+    deadline: Instant,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<(), String>,
+) -> Result<(), DevError> {
+    loop {
+        let last = match f() {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(DevError::Timeout {
+                what,
+                timeout,
+                last,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A plain HTTP GET: Ok on status 200.
+fn http_get(addr: SocketAddr, path: &str) -> Result<(), String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    if text.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(text.lines().last().unwrap_or_default().to_string())
+    }
+}

@@ -1,0 +1,44 @@
+//! Everything that talks to a Kubernetes apiserver: the catalog's watch caches and live lookups
+//! (`catalog`), the webhook configurations and RBAC the webhook is registered with (`webhook`),
+//! and the local development cluster used by `egress-webhook dev` and the end-to-end tests
+//! (`dev`).
+
+pub mod catalog;
+pub mod dev;
+pub mod webhook;
+
+use std::path::Path;
+
+/// A client for the identity in a kubeconfig file (its current context).
+pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, ClientError> {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(path).map_err(|e| ClientError::Kubeconfig {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .map_err(|e| ClientError::Kubeconfig {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    kube::Client::try_from(config).map_err(ClientError::Client)
+}
+
+/// The in-cluster configuration (service account token), else `$KUBECONFIG` / `~/.kube/config`.
+pub async fn default_client() -> Result<kube::Client, ClientError> {
+    kube::Client::try_default()
+        .await
+        .map_err(ClientError::Client)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig { path: String, message: String },
+    #[error("building a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
