@@ -17,6 +17,32 @@ blocks = {
     "render-output": "```yaml\n" + run(["render", ex]) + "```",
     "rules-table": run(["rules", "--markdown"]).rstrip("\n"),
 }
+# "Run the webhook locally": the real server with the running example, and the review of
+# hack/reviews/es-create.json (tests/admission_reviews.rs checks the same blocks).
+import json, base64, os, socket, tempfile, time
+with tempfile.TemporaryDirectory() as tmp:
+    subprocess.run([bin, "certs", "--dir", tmp], check=True, capture_output=True)
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    srv = subprocess.Popen([bin, "serve", "--tls-cert", f"{tmp}/tls.crt", "--tls-key", f"{tmp}/tls.key",
+                            "--listen", f"127.0.0.1:{port}", "--objects", ex, "--shutdown-delay", "0s"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def curl(path):
+            return subprocess.run(["curl", "-sS", "--cacert", f"{tmp}/ca.crt", "-H", "Content-Type: application/json",
+                                   "--data", "@hack/reviews/es-create.json", f"https://localhost:{port}{path}"],
+                                  capture_output=True, text=True).stdout
+        for _ in range(300):
+            if curl("/validate?timeout=10s"):
+                break
+            time.sleep(0.1)
+        mutate = curl("/mutate?timeout=10s")
+        validate = curl("/validate?timeout=10s")
+    finally:
+        srv.terminate(); srv.wait()
+patch = base64.b64decode(json.loads(mutate)["response"]["patch"]).decode()
+blocks["serve-mutate-output"] = "```\n" + mutate + "\n```"
+blocks["serve-patch"] = "```\n" + patch + "\n```"
+blocks["serve-validate-output"] = "```\n" + validate + "\n```"
 text = open("README.md").read()
 for name, body in blocks.items():
     text = re.sub(rf"<!-- {name} -->\n.*?<!-- /{name} -->", lambda m: f"<!-- {name} -->\n{body}\n<!-- /{name} -->", text, flags=re.S)

@@ -12,8 +12,8 @@ use std::{
 use axum::{
     Json,
     body::Bytes,
-    extract::{Request, State, rejection::BytesRejection},
-    http::{StatusCode, header},
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, Version, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -35,6 +35,8 @@ pub struct AppState {
     pub shutting_down: Arc<AtomicBool>,
     /// Upper bound for one review, body read included.
     pub review_timeout: Duration,
+    /// Bodies above this get 413.
+    pub max_body_bytes: usize,
     /// Writing companions into the cluster (absent with a static catalog: `--objects`).
     pub companions: Option<Arc<CompanionWrites>>,
 }
@@ -61,12 +63,45 @@ fn json_response(status: StatusCode, review: ReviewOut) -> Response {
     (status, Json(review)).into_response()
 }
 
-pub async fn mutate(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    handle(st, Endpoint::Mutate, body).await
+pub async fn mutate(State(st): State<AppState>, req: Request) -> Response {
+    handle(st, Endpoint::Mutate, req).await
 }
 
-pub async fn validate(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    handle(st, Endpoint::Validate, body).await
+pub async fn validate(State(st): State<AppState>, req: Request) -> Response {
+    handle(st, Endpoint::Validate, req).await
+}
+
+enum BodyError {
+    TooLarge,
+    Read(axum::Error),
+}
+
+/// The body, up to `cap` bytes. Past the cap the rest is read and dropped (up to `cap` more)
+/// before the 413 goes out: an HTTP/1.1 client is still writing its body, and a server that
+/// answers and closes with unread data makes the client's kernel reset the connection, so the
+/// client sees "broken pipe" instead of the 413 (observed in tests/admission_bad_input.rs).
+/// Past twice the cap the client is not worth the bandwidth: the connection is closed.
+async fn read_body(body: axum::body::Body, cap: usize) -> Result<Bytes, BodyError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(BodyError::Read)?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= cap {
+            buf.extend_from_slice(&chunk);
+        } else {
+            buf = Vec::new();
+            if seen > cap.saturating_mul(2) {
+                break;
+            }
+        }
+    }
+    if seen > cap {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Decrements the in-flight gauge however the handler ends.
@@ -77,29 +112,60 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejection>) -> Response {
+/// One review, from the first byte of its body to the answer. The body is read here rather
+/// than by an extractor so that the in-flight gauge, the latency histogram and the request
+/// counter cover the body read too, and a review that misses its deadline is counted
+/// (`verdict="timeout"`) instead of vanishing from the metrics. The deadline is enforced
+/// where the review awaits (body read, companion writes), never by dropping the handler
+/// future: a write cut off half-way would skip the writer's rollback.
+async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
     let started = Instant::now();
     st.metrics.in_flight.inc();
     let _in_flight = InFlight(&st.metrics);
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => {
-            let status = rejection.status();
+    let limit = review_deadline(req.uri().query(), st.review_timeout);
+    // Deciding is synchronous and takes microseconds: the awaits are the body read and the
+    // companion writes, and each is bounded by the deadline.
+    let read = read_body(req.into_body(), st.max_body_bytes);
+    let body = match tokio::time::timeout(limit, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            let (status, reason, message) = match e {
+                BodyError::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLarge",
+                    format!(
+                        "the review is larger than {} bytes (--max-body-bytes)",
+                        st.max_body_bytes
+                    ),
+                ),
+                BodyError::Read(e) => (
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("reading the review: {e}"),
+                ),
+            };
             tracing::warn!(
                 endpoint = endpoint.as_str(),
                 status = status.as_u16(),
-                "review body rejected: {}",
-                rejection.body_text()
+                "review body rejected: {message}"
             );
-            record(&st, endpoint, "", "", "invalid", started);
-            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "RequestEntityTooLarge"
-            } else {
-                "BadRequest"
-            };
+            record(&st, endpoint, "", "", review::Verdict::Invalid, started);
+            return json_response(status, review::rejection(status.as_u16(), reason, message));
+        }
+        Err(_) => {
+            tracing::warn!(
+                endpoint = endpoint.as_str(),
+                limit_ms = limit.as_millis() as u64,
+                "review deadline passed while reading the body (slow client or overload)"
+            );
+            record(&st, endpoint, "", "", review::Verdict::Timeout, started);
             return json_response(
-                status,
-                review::rejection(status.as_u16(), reason, rejection.body_text()),
+                StatusCode::REQUEST_TIMEOUT,
+                review::rejection(
+                    408,
+                    "Timeout",
+                    format!("the review was not received within {limit:?}"),
+                ),
             );
         }
     };
@@ -126,7 +192,10 @@ async fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejec
         st.companions.as_ref(),
         outcome.dry_run,
     ) {
-        write_companions(&st, c, obj, &mut outcome).await;
+        // Within what is left of the review's deadline: the answer must reach the apiserver
+        // before it gives up (the writer rolls back what it wrote when time runs out).
+        let budget = c.deadline.min(limit.saturating_sub(started.elapsed()));
+        write_companions(&st, c, obj, budget, &mut outcome).await;
     }
     let elapsed = started.elapsed();
     let span = tracing::info_span!(
@@ -168,7 +237,7 @@ async fn handle(st: AppState, endpoint: Endpoint, body: Result<Bytes, BytesRejec
         endpoint,
         &outcome.kind,
         &outcome.operation,
-        outcome.verdict.as_str(),
+        outcome.verdict,
         started,
     );
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -182,6 +251,7 @@ async fn write_companions(
     st: &AppState,
     c: &CompanionWrites,
     obj: crate::core::Object,
+    budget: Duration,
     outcome: &mut review::Outcome,
 ) {
     use crate::core::expand::{affected_parents, expand_parents};
@@ -194,7 +264,7 @@ async fn write_companions(
         parents.extend(affected_parents(&after, &obj));
         (expand_parents(&after, &st.opts, &parents), parents)
     });
-    match c.writer.sync(&desired, &parents, c.deadline).await {
+    match c.writer.sync(&desired, &parents, budget).await {
         Ok(report) => st.metrics.record_sync(&report),
         Err(e) => {
             let (code, reason) = match e {
@@ -220,7 +290,7 @@ fn record(
     endpoint: Endpoint,
     kind: &str,
     operation: &str,
-    verdict: &str,
+    verdict: review::Verdict,
     started: Instant,
 ) {
     st.metrics
@@ -229,7 +299,7 @@ fn record(
             kind: kind.to_string(),
             operation: operation.to_string(),
             endpoint: endpoint.as_str().to_string(),
-            verdict: verdict.to_string(),
+            verdict: verdict.as_str().to_string(),
         })
         .inc();
     st.metrics
@@ -277,32 +347,27 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
+/// While shutting down, HTTP/1.1 answers carry `Connection: close`, so a client's next request
+/// goes out on a new connection: accepted during the shutdown delay, refused after it (a clean
+/// connect error). A kept-alive connection would instead be closed as idle when the delay ends,
+/// and a request written on it at that moment is lost after it was sent (the apiserver does not
+/// retry a POST): observed as `IncompleteMessage` in `tests/admission_lifecycle.rs` before this.
+/// HTTP/2 needs nothing: its graceful shutdown sends GOAWAY, which names the last stream served.
+pub async fn close_when_draining(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let http1 = req.version() < Version::HTTP_2;
+    let mut resp = next.run(req).await;
+    if http1 && st.shutting_down.load(Ordering::SeqCst) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 /// The per-review deadline: `--review-timeout`, or less when the apiserver says it gives up
 /// sooner (`?timeout=10s` on the URL): we answer before it stops waiting, never after.
-pub async fn deadline(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let from_apiserver = req
-        .uri()
-        .query()
-        .and_then(query_timeout)
-        .map(|t| t.mul_f64(0.8));
-    let limit = from_apiserver.map_or(st.review_timeout, |t| t.min(st.review_timeout));
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => {
-            tracing::warn!(
-                limit_ms = limit.as_millis() as u64,
-                "review deadline passed (slow client or overload)"
-            );
-            json_response(
-                StatusCode::REQUEST_TIMEOUT,
-                review::rejection(
-                    408,
-                    "Timeout",
-                    format!("the review was not received and answered within {limit:?}"),
-                ),
-            )
-        }
-    }
+fn review_deadline(query: Option<&str>, review_timeout: Duration) -> Duration {
+    let from_apiserver = query.and_then(query_timeout).map(|t| t.mul_f64(0.8));
+    from_apiserver.map_or(review_timeout, |t| t.min(review_timeout))
 }
 
 /// `timeout=10s` (Go duration: the apiserver sends whole seconds) in a query string.
@@ -339,6 +404,13 @@ mod tests {
             Some(Duration::from_secs(5))
         );
         assert_eq!(query_timeout("timeout=0s"), None);
+        let cap = Duration::from_secs(8);
+        assert_eq!(review_deadline(Some("timeout=10s"), cap), cap);
+        assert_eq!(
+            review_deadline(Some("timeout=5s"), cap),
+            Duration::from_secs(4)
+        );
+        assert_eq!(review_deadline(None, cap), cap);
         assert_eq!(query_timeout("timeout=abc"), None);
         assert_eq!(query_timeout(""), None);
     }

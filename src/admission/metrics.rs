@@ -1,5 +1,6 @@
 //! Prometheus metrics of the admission server (text exposition format on `/metrics`).
 
+use super::tls::Reload;
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -23,6 +24,11 @@ pub struct EndpointLabels {
 pub struct FindingLabels {
     pub rule: String,
     pub severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,6 +58,7 @@ pub struct Metrics {
     pub in_flight: Gauge,
     pub findings: Family<FindingLabels, Counter>,
     pub cert_expiry: Gauge,
+    pub cert_reloads: Family<ResultLabels, Counter>,
     pub catalog_objects: Family<KindLabels, Gauge>,
 }
 
@@ -100,6 +107,13 @@ impl Metrics {
             "notAfter of the serving certificate (Unix time)",
             cert_expiry.clone(),
         );
+        // A failed reload leaves the old certificate serving until it expires: alert on it.
+        let cert_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "certificate_reloads",
+            "Changes of the certificate files seen, by result (loaded, failed)",
+            cert_reloads.clone(),
+        );
         let catalog_objects = Family::<KindLabels, Gauge>::default();
         registry.register(
             "catalog_objects",
@@ -127,8 +141,27 @@ impl Metrics {
             in_flight,
             findings,
             cert_expiry,
+            cert_reloads,
             catalog_objects,
         }
+    }
+
+    /// Record a poll of the certificate files that found a change.
+    pub fn cert_reloaded(&self, event: Reload) {
+        let result = match event {
+            Reload::Loaded { not_after } => {
+                if let Some(t) = not_after {
+                    self.cert_expiry.set(t);
+                }
+                "loaded"
+            }
+            Reload::Failed => "failed",
+        };
+        self.cert_reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// Count what one companion sync wrote, by kind and operation.

@@ -114,6 +114,8 @@ pub enum Verdict {
     Invalid,
     /// Not one of our kinds: allowed untouched.
     Ignored,
+    /// The body did not arrive before the review's deadline (HTTP 408).
+    Timeout,
 }
 
 impl Verdict {
@@ -124,6 +126,7 @@ impl Verdict {
             Verdict::Denied => "denied",
             Verdict::Invalid => "invalid",
             Verdict::Ignored => "ignored",
+            Verdict::Timeout => "timeout",
         }
     }
 }
@@ -286,10 +289,24 @@ fn decode(body: &[u8]) -> Result<RequestIn, Box<Outcome>> {
     Ok(request)
 }
 
-/// Decode the request's object into our types; the 422 denial on a schema mismatch.
-fn typed(value: &Value, outcome: &mut Outcome) -> Option<Object> {
+/// Decode the request's object into our types; the 422 denial on a schema mismatch, or when
+/// the object is not of the kind the request names (the kind decides which rules run: an
+/// object of another kind must not slip through under a request for ours).
+fn typed(value: &Value, expected: GlooKind, outcome: &mut Outcome) -> Option<Object> {
     match Object::from_value(value.clone()) {
-        Ok(o) => Some(o),
+        Ok(o) if o.gloo_kind() == Some(expected) => Some(o),
+        Ok(o) => {
+            outcome.deny(
+                422,
+                "Invalid",
+                format!(
+                    "the object is a {}, but the request is for a {}",
+                    o.kind_name(),
+                    expected.as_str()
+                ),
+            );
+            None
+        }
         Err(DecodeError::Invalid { path, message, .. }) => {
             let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
             outcome.deny(422, "Invalid", format!("{id}: {path}: {message}"));
@@ -363,19 +380,23 @@ pub fn handle_guarded(
         }
         return outcome;
     }
-    if req.kind.as_ref().and_then(gloo_kind).is_none() {
+    let Some(kind) = req.kind.as_ref().and_then(gloo_kind) else {
         outcome.verdict = Verdict::Ignored;
         return outcome;
-    }
+    };
     match endpoint {
-        Endpoint::Mutate => mutate(&req, &mut outcome, opts),
-        Endpoint::Validate => validate(&req, &mut outcome, snap, opts),
+        Endpoint::Mutate => mutate(&req, kind, &mut outcome, opts),
+        Endpoint::Validate => validate(&req, kind, &mut outcome, snap, opts),
     }
     outcome
 }
 
 /// The raw and typed object of a CREATE or UPDATE; the denial when it is missing or unreadable.
-fn request_object<'a>(req: &'a RequestIn, outcome: &mut Outcome) -> Option<(&'a Value, Object)> {
+fn request_object<'a>(
+    req: &'a RequestIn,
+    kind: GlooKind,
+    outcome: &mut Outcome,
+) -> Option<(&'a Value, Object)> {
     let Some(raw) = &req.object else {
         outcome.deny(
             400,
@@ -384,17 +405,17 @@ fn request_object<'a>(req: &'a RequestIn, outcome: &mut Outcome) -> Option<(&'a 
         );
         return None;
     };
-    typed(raw, outcome).map(|obj| (raw, obj))
+    typed(raw, kind, outcome).map(|obj| (raw, obj))
 }
 
 /// Defaults as a JSONPatch computed against the raw object: the typed before/after pair names
 /// only the fields we default, and the patch is checked to apply to the raw JSON, so fields we
 /// do not know survive (typed structs drop them).
-fn mutate(req: &RequestIn, outcome: &mut Outcome, opts: &Options) {
+fn mutate(req: &RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Options) {
     if !matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE")) {
         return;
     }
-    let Some((raw, obj)) = request_object(req, outcome) else {
+    let Some((raw, obj)) = request_object(req, kind, outcome) else {
         return;
     };
     let before = obj.to_value();
@@ -423,10 +444,16 @@ fn mutate(req: &RequestIn, outcome: &mut Outcome, opts: &Options) {
     }
 }
 
-fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Options) {
+fn validate(
+    req: &RequestIn,
+    kind: GlooKind,
+    outcome: &mut Outcome,
+    snap: &Snapshot,
+    opts: &Options,
+) {
     let findings = match req.operation.as_deref() {
         Some("CREATE" | "UPDATE") => {
-            let Some((_, obj)) = request_object(req, outcome) else {
+            let Some((_, obj)) = request_object(req, kind, outcome) else {
                 return;
             };
             // An old object we cannot read is validated as a create: no finding depends on it
@@ -434,7 +461,8 @@ fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Opti
             let old = req
                 .old_object
                 .as_ref()
-                .and_then(|o| Object::from_value(o.clone()).ok());
+                .and_then(|o| Object::from_value(o.clone()).ok())
+                .filter(|o| o.gloo_kind() == Some(kind));
             let op = match (&old, req.operation.as_deref()) {
                 (Some(old), Some("UPDATE")) => Operation::Update(old),
                 _ => Operation::Create,
@@ -450,6 +478,7 @@ fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot, opts: &Opti
                 .old_object
                 .as_ref()
                 .and_then(|o| Object::from_value(o.clone()).ok())
+                .filter(|o| o.gloo_kind() == Some(kind))
             else {
                 return;
             };

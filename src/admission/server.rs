@@ -1,6 +1,7 @@
 //! The HTTPS server: router, limits, TLS with hot reload, a plain-HTTP metrics listener, and
 //! graceful shutdown (`/readyz` false at once, new connections for `shutdown_delay` more so that
-//! endpoints can drop us, then in-flight reviews finish within `shutdown_grace`).
+//! endpoints can drop us, then new connections refused, and after `shutdown_settle` the open
+//! connections shut down once their reviews in flight are answered, within `shutdown_grace`).
 
 use std::{
     net::SocketAddr,
@@ -41,8 +42,16 @@ pub struct ServeConfig {
     pub review_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_delay: Duration,
+    /// After the delay, new connections are refused at once, but connections are shut down
+    /// only this much later: those accepted just before get to finish their handshake and send
+    /// their first request (milliseconds, unless the machine is overloaded).
+    pub shutdown_settle: Duration,
     pub shutdown_grace: Duration,
     pub cert_poll_interval: Duration,
+    /// An HTTP/2 connection idle this long is pinged, and closed if the ping is not answered
+    /// within `h2_keepalive_timeout`: a dead peer must not hold a connection slot for ever.
+    pub h2_keepalive_interval: Duration,
+    pub h2_keepalive_timeout: Duration,
     /// Write (and guard) companions: set when the catalog comes from the cluster.
     pub companions: Option<Arc<handlers::CompanionWrites>>,
     /// Run the reconcile loop with this client (and resync interval) beside the server.
@@ -76,8 +85,11 @@ impl ServeConfig {
             review_timeout: Duration::from_secs(8),
             max_connections: 1024,
             shutdown_delay: Duration::from_secs(5),
+            shutdown_settle: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(20),
             cert_poll_interval: Duration::from_secs(10),
+            h2_keepalive_interval: Duration::from_secs(30),
+            h2_keepalive_timeout: Duration::from_secs(10),
             companions: None,
             reconcile: None,
         }
@@ -96,19 +108,20 @@ pub enum ServeError {
     },
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState) -> Router {
     let reviews = Router::new()
         .route("/mutate", post(handlers::mutate))
         .route("/validate", post(handlers::validate))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            handlers::deadline,
-        ))
-        .layer(DefaultBodyLimit::max(max_body_bytes));
+        // The review handlers read their bodies themselves, with `max_body_bytes`.
+        .layer(DefaultBodyLimit::disable());
     Router::new()
         .merge(reviews)
         .merge(probes(state.clone()))
         .layer(CatchPanicLayer::custom(handlers::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            handlers::close_when_draining,
+        ))
         .with_state(state)
 }
 
@@ -117,6 +130,22 @@ fn probes(_state: AppState) -> Router<AppState> {
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
+}
+
+/// Stop accepting: new connection attempts are refused from now on (the kernel answers RST),
+/// while accepted connections are untouched. `shutdown(2)` on a listening socket does this on
+/// Linux; elsewhere it may fail, and the graceful shutdown that follows closes the listener.
+fn stop_accepting(listener: &std::net::TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: shutdown(2) on a descriptor we own (our clone of the listener), alive for the
+    // whole call; it changes the socket's state and touches no memory.
+    let rc = unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RD) };
+    if rc != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "could not stop the listener early; it closes with the graceful shutdown"
+        );
+    }
 }
 
 /// A running server: its addresses, and how to stop it.
@@ -156,6 +185,7 @@ pub async fn start(
         cert_loaded: Arc::new(AtomicBool::new(true)),
         shutting_down: Arc::new(AtomicBool::new(false)),
         review_timeout: cfg.review_timeout,
+        max_body_bytes: cfg.max_body_bytes,
         companions: cfg.companions.clone(),
     };
     // The reconcile loop shares the server's catalog, writer and metrics.
@@ -181,11 +211,7 @@ pub async fn start(
         cfg.cert_poll_interval,
         {
             let metrics = metrics.clone();
-            move |not_after| {
-                if let Some(t) = not_after {
-                    metrics.cert_expiry.set(t);
-                }
-            }
+            move |event| metrics.cert_reloaded(event)
         },
     ));
 
@@ -202,6 +228,9 @@ pub async fn start(
     let listener = std::net::TcpListener::bind(cfg.listen).map_err(bind_err)?;
     listener.set_nonblocking(true).map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
+    // Our own handle on the listening socket, to stop accepting before the connections are
+    // told to shut down (see `stop_accepting`).
+    let accepting = listener.try_clone().map_err(bind_err)?;
     let mut server = axum_server::from_tcp(listener)
         .map_err(bind_err)?
         .acceptor(acceptor)
@@ -215,7 +244,14 @@ pub async fn start(
         .http_builder()
         .http1()
         .header_read_timeout(cfg.header_read_timeout);
-    let app = router(state.clone(), cfg.max_body_bytes);
+    // HTTP/2 has no header timeout for an idle connection: without pings, a peer that vanished
+    // (partition, crash without FIN) keeps its connection, and its `max_connections` slot, open.
+    server
+        .http_builder()
+        .http2()
+        .keep_alive_interval(cfg.h2_keepalive_interval)
+        .keep_alive_timeout(cfg.h2_keepalive_timeout);
+    let app = router(state.clone());
     let serve = tokio::spawn({
         let app = app.clone();
         async move {
@@ -259,7 +295,7 @@ pub async fn start(
 
     let (tx, rx) = oneshot::channel::<()>();
     let shutting_down = state.shutting_down.clone();
-    let (delay, grace) = (cfg.shutdown_delay, cfg.shutdown_grace);
+    let (delay, settle, grace) = (cfg.shutdown_delay, cfg.shutdown_settle, cfg.shutdown_grace);
     let done = tokio::spawn(async move {
         // A dropped sender also stops the server: nothing may outlive its owner.
         let _ = rx.await;
@@ -269,6 +305,13 @@ pub async fn start(
             "shutdown: /readyz is false; accepting connections a little longer"
         );
         tokio::time::sleep(delay).await;
+        // First refuse new connections, then give the ones accepted just before a moment to
+        // finish their handshake and send their first request, and only then shut connections
+        // down. A graceful shutdown at once drops a connection still in its TLS handshake and
+        // closes one that has not sent its request yet: the client (TLS 1.3 finishes its side
+        // first) has often written that request already and sees a reset instead of an answer.
+        stop_accepting(&accepting);
+        tokio::time::sleep(settle.min(grace)).await;
         handle.graceful_shutdown(Some(grace));
         let _ = serve.await;
         if let Some(h) = metrics_handle {

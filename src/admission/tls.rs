@@ -58,12 +58,17 @@ fn digest(cert: &[u8], key: &[u8]) -> Vec<u8> {
 /// Load and check a certificate/key pair: TLS 1.2 and 1.3 with the ring provider only, ALPN
 /// h2 and http/1.1 (the apiserver speaks HTTP/1.1 to in-cluster webhooks, h2 is for clients that can).
 pub fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
-    use rustls::pki_types::pem::PemObject;
     let cert_pem = read(&files.cert)?;
     let key_pem = read(&files.key)?;
+    load_pems(files, &cert_pem, &key_pem)
+}
+
+/// `load` on contents already read (`files` names them in errors).
+fn load_pems(files: &CertFiles, cert_pem: &[u8], key_pem: &[u8]) -> Result<Loaded, TlsError> {
+    use rustls::pki_types::pem::PemObject;
     let cert_path = files.cert.display().to_string();
     let key_path = files.key.display().to_string();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::Pem {
             path: cert_path.clone(),
@@ -72,7 +77,7 @@ pub fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
     if certs.is_empty() {
         return Err(TlsError::NoCertificate { path: cert_path });
     }
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
             path: key_path.clone(),
         },
@@ -95,45 +100,91 @@ pub fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
     Ok(Loaded {
         config: Arc::new(config),
         not_after,
-        digest: digest(&cert_pem, &key_pem),
+        digest: digest(cert_pem, key_pem),
     })
 }
 
+/// What one poll of the certificate files came to (for metrics).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reload {
+    /// A new pair is serving new handshakes; its notAfter.
+    Loaded { not_after: Option<i64> },
+    /// New files that do not load; the previous pair stays in use.
+    Failed,
+}
+
 /// Poll the files every `interval`; on a change, load the new pair and swap it in for new
-/// handshakes, or keep the old one and log why. `on_reload` gets the new notAfter.
+/// handshakes, or keep the old one and log why. `on_reload` hears of every swap and failure.
+///
+/// A pair that failed is not retried (nor logged again) until the files change once more: the
+/// same bytes fail the same way, and a warning every interval would bury the first one. A file
+/// that cannot be read (missing for a moment in the middle of an update) is retried each poll.
 pub async fn watch(
     files: CertFiles,
     config: RustlsConfig,
-    mut current_digest: Vec<u8>,
+    current_digest: Vec<u8>,
     interval: Duration,
-    on_reload: impl Fn(Option<i64>) + Send + 'static,
+    on_reload: impl Fn(Reload) + Send + 'static,
 ) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Digests of the pair serving now and of the last pair that failed to load.
+    let mut serving = current_digest;
+    let mut failed: Option<Vec<u8>> = None;
+    let mut last_read_error: Option<String> = None;
     loop {
         tick.tick().await;
         let files = files.clone();
+        let (skip_a, skip_b) = (serving.clone(), failed.clone());
         // Reading and parsing is blocking file I/O: keep it off the async workers.
-        let unchanged = current_digest.clone();
-        let result = tokio::task::spawn_blocking(move || -> Option<Result<Loaded, TlsError>> {
-            let (Ok(c), Ok(k)) = (std::fs::read(&files.cert), std::fs::read(&files.key)) else {
-                return Some(load(&files)); // report the read error
+        let result = tokio::task::spawn_blocking(move || -> Poll {
+            let (c, k) = match (std::fs::read(&files.cert), std::fs::read(&files.key)) {
+                (Ok(c), Ok(k)) => (c, k),
+                _ => return Poll::Unreadable(load(&files).err()),
             };
-            (digest(&c, &k) != unchanged).then(|| load(&files))
+            let d = digest(&c, &k);
+            if d == skip_a || Some(&d) == skip_b.as_ref() {
+                return Poll::Unchanged;
+            }
+            match load_pems(&files, &c, &k) {
+                Ok(loaded) => Poll::Loaded(Box::new(loaded)),
+                Err(e) => Poll::Broken(d, e),
+            }
         })
         .await;
         match result {
-            Ok(None) => {}
-            Ok(Some(Ok(loaded))) => {
+            Ok(Poll::Unchanged) => {}
+            Ok(Poll::Loaded(loaded)) => {
                 config.reload_from_config(loaded.config);
-                current_digest = loaded.digest;
-                on_reload(loaded.not_after);
+                serving = loaded.digest;
+                failed = None;
+                last_read_error = None;
+                on_reload(Reload::Loaded {
+                    not_after: loaded.not_after,
+                });
                 tracing::info!(not_after = loaded.not_after, "serving certificate reloaded");
             }
-            Ok(Some(Err(e))) => {
+            Ok(Poll::Broken(d, e)) => {
+                failed = Some(d);
+                on_reload(Reload::Failed);
                 tracing::warn!(error = %e, "new serving certificate not loaded; the previous one stays in use");
+            }
+            Ok(Poll::Unreadable(e)) => {
+                let text =
+                    e.map_or_else(|| "files changed while read".to_string(), |e| e.to_string());
+                if last_read_error.as_ref() != Some(&text) {
+                    tracing::warn!(error = %text, "serving certificate files unreadable; the previous pair stays in use");
+                    last_read_error = Some(text);
+                }
             }
             Err(e) => tracing::warn!(error = %e, "certificate watcher task failed"),
         }
     }
+}
+
+enum Poll {
+    Unchanged,
+    Loaded(Box<Loaded>),
+    Broken(Vec<u8>, TlsError),
+    Unreadable(Option<TlsError>),
 }

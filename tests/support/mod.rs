@@ -3,6 +3,7 @@
 
 pub mod istio_schema;
 pub mod istiod_rules;
+pub mod server;
 
 use egress_webhook::cli::load::{LoadResult, load_inputs, load_text};
 use egress_webhook::core::Object;
