@@ -121,8 +121,8 @@ fn serve(args: ServeArgs) -> i32 {
     match runtime.block_on(cli::serve::run(args)) {
         Ok(()) => cli::EXIT_OK,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
             cli::EXIT_FINDINGS
         }
     }
