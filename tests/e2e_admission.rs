@@ -568,7 +568,8 @@ fn deploy_manifests_and_webhook_configurations_are_valid_on_the_apiserver() {
     .stdout;
     assert_eq!(url, format!("{}/validate", dev.webhook_url()));
 
-    // The webhook's own user may read what it watches, and nothing else.
+    // The webhook's own user may read what it watches, write the companion Istio kinds, and
+    // nothing else.
     let user = &dev.webhook_user().name;
     for (verb, resource, expect) in [
         ("watch", "externalservices.networking.gloo.solo.io", "yes"),
@@ -578,7 +579,10 @@ fn deploy_manifests_and_webhook_configurations_are_valid_on_the_apiserver() {
         ("list", "serviceaccounts", "yes"),
         ("create", "externalservices.networking.gloo.solo.io", "no"),
         ("get", "secrets", "no"),
-        ("list", "virtualservices.networking.istio.io", "no"),
+        ("list", "virtualservices.networking.istio.io", "yes"),
+        ("patch", "destinationrules.networking.istio.io", "yes"),
+        ("delete", "authorizationpolicies.security.istio.io", "yes"),
+        ("create", "sidecars.networking.istio.io", "no"),
     ] {
         let out = kubectl(
             &dev,

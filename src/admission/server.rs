@@ -54,6 +54,23 @@ pub struct ServeConfig {
     pub h2_keepalive_timeout: Duration,
     /// Write (and guard) companions: set when the catalog comes from the cluster.
     pub companions: Option<Arc<handlers::CompanionWrites>>,
+    /// Run the reconcile loop with this client (and resync interval) beside the server.
+    pub reconcile: Option<ReconcileWith>,
+}
+
+/// The reconcile loop's client (the webhook's own identity) and full-resync interval.
+#[derive(Clone)]
+pub struct ReconcileWith {
+    pub client: kube::Client,
+    pub resync: Duration,
+}
+
+impl std::fmt::Debug for ReconcileWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconcileWith")
+            .field("resync", &self.resync)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServeConfig {
@@ -74,6 +91,7 @@ impl ServeConfig {
             h2_keepalive_interval: Duration::from_secs(30),
             h2_keepalive_timeout: Duration::from_secs(10),
             companions: None,
+            reconcile: None,
         }
     }
 }
@@ -169,6 +187,21 @@ pub async fn start(
         review_timeout: cfg.review_timeout,
         max_body_bytes: cfg.max_body_bytes,
         companions: cfg.companions.clone(),
+    };
+    // The reconcile loop shares the server's catalog, writer and metrics.
+    let reconciler = match (&cfg.reconcile, &cfg.companions) {
+        (Some(ReconcileWith { client, resync }), Some(c)) => Some(
+            crate::companions::reconcile::Reconciler {
+                catalog: state.catalog.clone(),
+                writer: c.writer.clone(),
+                client: client.clone(),
+                opts: state.opts.clone(),
+                metrics: metrics.clone(),
+                resync: *resync,
+            }
+            .spawn(),
+        ),
+        _ => None,
     };
     let rustls = RustlsConfig::from_config(loaded.config);
     let watcher = tokio::spawn(tls::watch(
@@ -288,6 +321,9 @@ pub async fn start(
             let _ = t.await;
         }
         watcher.abort();
+        if let Some(r) = reconciler {
+            r.abort();
+        }
         tracing::info!("shutdown complete");
     });
     Ok(Running {

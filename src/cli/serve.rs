@@ -31,6 +31,16 @@ pub struct ServeArgs {
     /// --objects: the in-cluster configuration.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// With a cluster: the identities allowed to change the generated Istio objects (the guard);
+    /// must include the one this process writes under (repeat the flag for more).
+    #[arg(long = "writer-identity", default_value = crate::companions::IN_CLUSTER_IDENTITY)]
+    pub writer_identities: Vec<String>,
+    /// With a cluster: budget for the companion writes of one review (under timeoutSeconds).
+    #[arg(long, value_parser = parse_duration, default_value = "6s")]
+    pub write_timeout: Duration,
+    /// With a cluster: full resync interval of the reconcile loop (it also reacts to changes).
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub resync: Duration,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Bodies above this many bytes get 413.
@@ -125,6 +135,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let opts = args.core.options();
     // Kept alive while serving: dropping it stops the watches.
     let mut _source = None;
+    let mut companions = None;
     let catalog = if !args.objects.is_empty() {
         let loaded = load::load_inputs(&args.objects)?;
         tracing::info!(objects = loaded.objects.len(), "catalog loaded from files");
@@ -137,8 +148,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(path) => cluster::client_from_kubeconfig(path).await?,
             None => cluster::default_client().await?,
         };
-        let (catalog, source) = cluster::catalog::cluster_catalog(client, &opts);
+        let (catalog, source) = cluster::catalog::cluster_catalog(client.clone(), &opts);
         _source = Some(source);
+        companions = Some(crate::companions::cluster_settings(
+            client,
+            args.writer_identities.clone(),
+            args.write_timeout,
+            args.resync,
+        ));
         tracing::info!("watching the cluster; /readyz turns true when the catalog is synced");
         catalog
     };
@@ -158,6 +175,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     cfg.shutdown_delay = args.shutdown_delay;
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.cert_poll_interval = args.cert_poll_interval;
+    if let Some((writes, reconcile)) = companions {
+        cfg.companions = Some(writes);
+        cfg.reconcile = Some(reconcile);
+    }
     let mut running = crate::admission::start(cfg, catalog, opts).await?;
     tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, "serving /mutate and /validate");
     shutdown_signal().await;

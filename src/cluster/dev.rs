@@ -202,8 +202,16 @@ impl DevCluster {
             WebhookMode::InProcess => {
                 let (running, source, catalog) = runtime.block_on(async {
                     let client = client_from_kubeconfig(&user.kubeconfig).await?;
-                    let (catalog, source) = cluster_catalog(client, &core);
+                    let (catalog, source) = cluster_catalog(client.clone(), &core);
                     let mut cfg = ServeConfig::new(([127, 0, 0, 1], 0).into(), cert_files);
+                    let (writes, reconcile) = crate::companions::cluster_settings(
+                        client,
+                        vec![IDENTITY.to_string()],
+                        Duration::from_secs(6),
+                        Duration::from_secs(30),
+                    );
+                    cfg.companions = Some(writes);
+                    cfg.reconcile = Some(reconcile);
                     cfg.shutdown_delay = Duration::ZERO;
                     cfg.shutdown_grace = Duration::from_secs(2);
                     let running = admission::start(cfg, catalog.clone(), core.clone()).await?;
@@ -246,6 +254,7 @@ impl DevCluster {
                     format!("--metrics-listen={metrics}"),
                     format!("--cluster-name={}", opts.cluster_name),
                     "--shutdown-delay=0s".into(),
+                    format!("--writer-identity={IDENTITY}"),
                     "--shutdown-grace=2s".into(),
                 ];
                 let cmd = process::command(program, &args, &log)

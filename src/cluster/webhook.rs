@@ -30,6 +30,9 @@ use crate::api::{NETWORKING_GROUP, SECURITY_GROUP, VERSION};
 pub const NAME: &str = "egress-webhook";
 pub const MUTATING_WEBHOOK: &str = "mutate.egress-webhook.io";
 pub const VALIDATING_WEBHOOK: &str = "validate.egress-webhook.io";
+/// Guards the Istio objects egress-webhook generates: only objects carrying our managed-by label
+/// are sent (objectSelector), so other Istio objects never depend on the webhook.
+pub const GUARD_WEBHOOK: &str = "guard.egress-webhook.io";
 /// The namespace the manifests install the webhook into.
 pub const DEFAULT_NAMESPACE: &str = "egress-webhook";
 pub const TIMEOUT_SECONDS: i32 = 10;
@@ -166,27 +169,85 @@ pub fn mutating(reg: &Registration) -> MutatingWebhookConfiguration {
 pub fn validating(reg: &Registration) -> ValidatingWebhookConfiguration {
     ValidatingWebhookConfiguration {
         metadata: metadata(),
-        webhooks: Some(vec![ValidatingWebhook {
-            name: VALIDATING_WEBHOOK.to_string(),
-            admission_review_versions: vec!["v1".to_string()],
-            client_config: reg.client_config("/validate"),
-            failure_policy: Some("Fail".to_string()),
-            match_policy: Some("Equivalent".to_string()),
-            namespace_selector: Some(reg.namespace_selector()),
-            rules: Some(vec![
-                rule(NETWORKING_GROUP, &["externalservices"], CREATE_UPDATE),
-                rule(
-                    NETWORKING_GROUP,
-                    &["virtualgateways"],
-                    &["CREATE", "UPDATE", "DELETE"],
+        webhooks: Some(vec![
+            ValidatingWebhook {
+                name: VALIDATING_WEBHOOK.to_string(),
+                admission_review_versions: vec!["v1".to_string()],
+                client_config: reg.client_config("/validate"),
+                failure_policy: Some("Fail".to_string()),
+                match_policy: Some("Equivalent".to_string()),
+                namespace_selector: Some(reg.namespace_selector()),
+                rules: Some(vec![
+                    rule(NETWORKING_GROUP, &["externalservices"], CREATE_UPDATE),
+                    rule(
+                        NETWORKING_GROUP,
+                        &["virtualgateways"],
+                        &["CREATE", "UPDATE", "DELETE"],
+                    ),
+                    rule(SECURITY_GROUP, &["accesspolicies"], CREATE_UPDATE),
+                ]),
+                side_effects: "NoneOnDryRun".to_string(),
+                timeout_seconds: Some(TIMEOUT_SECONDS),
+                match_conditions: None,
+                object_selector: None,
+            },
+            guard(reg),
+        ]),
+    }
+}
+
+/// The guard of generated objects: CREATE and UPDATE (deletes are allowed, the reconciler puts
+/// back what should exist) of the Istio kinds we write, for objects labelled as ours.
+fn guard(reg: &Registration) -> ValidatingWebhook {
+    let kinds = crate::companions::kinds::KINDS;
+    let resources =
+        |group: &str| -> Vec<&str> { kinds.iter().filter(|k| k.0 == group).map(|k| k.3).collect() };
+    ValidatingWebhook {
+        name: GUARD_WEBHOOK.to_string(),
+        admission_review_versions: vec!["v1".to_string()],
+        client_config: reg.client_config("/validate"),
+        failure_policy: Some("Fail".to_string()),
+        match_policy: Some("Equivalent".to_string()),
+        namespace_selector: Some(reg.namespace_selector()),
+        object_selector: Some(LabelSelector {
+            match_labels: Some(
+                [(
+                    crate::core::expand::metadata::MANAGED_BY.to_string(),
+                    crate::core::expand::metadata::MANAGER.to_string(),
+                )]
+                .into(),
+            ),
+            match_expressions: None,
+        }),
+        rules: Some(vec![
+            RuleWithOperations {
+                api_groups: Some(vec!["networking.istio.io".to_string()]),
+                api_versions: Some(vec!["*".to_string()]),
+                operations: Some(CREATE_UPDATE.iter().map(|s| s.to_string()).collect()),
+                resources: Some(
+                    resources("networking.istio.io")
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect(),
                 ),
-                rule(SECURITY_GROUP, &["accesspolicies"], CREATE_UPDATE),
-            ]),
-            side_effects: "NoneOnDryRun".to_string(),
-            timeout_seconds: Some(TIMEOUT_SECONDS),
-            match_conditions: None,
-            object_selector: None,
-        }]),
+                scope: Some("Namespaced".to_string()),
+            },
+            RuleWithOperations {
+                api_groups: Some(vec!["security.istio.io".to_string()]),
+                api_versions: Some(vec!["*".to_string()]),
+                operations: Some(CREATE_UPDATE.iter().map(|s| s.to_string()).collect()),
+                resources: Some(
+                    resources("security.istio.io")
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect(),
+                ),
+                scope: Some("Namespaced".to_string()),
+            },
+        ]),
+        side_effects: "None".to_string(),
+        timeout_seconds: Some(TIMEOUT_SECONDS),
+        match_conditions: None,
     }
 }
 

@@ -292,8 +292,10 @@ impl ControlPlane {
         if opts.controller_manager {
             let kcm_args = args(&[
                 &format!("--kubeconfig={}", cp.kubeconfig.display()),
+                // resourcequota-controller: quota status, which the ResourceQuota admission
+                // check (it runs after the validating webhooks) needs to enforce anything.
                 "--controllers=garbage-collector-controller,namespace-controller,\
-                 serviceaccount-controller,serviceaccount-token-controller",
+                 serviceaccount-controller,serviceaccount-token-controller,resourcequota-controller",
                 "--use-service-account-credentials=false",
                 "--leader-elect=false",
                 &format!("--service-account-private-key-file={p}/sa.key"),
