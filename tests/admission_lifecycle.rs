@@ -222,7 +222,9 @@ async fn startup_errors_exit_non_zero_with_the_reason() {
             "/nonexistent/tls.key",
             "--listen",
             "127.0.0.1:0",
+            "--objects",
         ])
+        .arg(support::repo_path("manifests/examples"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -237,7 +239,8 @@ async fn startup_errors_exit_non_zero_with_the_reason() {
         .arg(&serve.pki.files.cert)
         .arg("--tls-key")
         .arg(&serve.pki.files.key)
-        .args(["--listen", &serve.addr.to_string()])
+        .args(["--listen", &serve.addr.to_string(), "--objects"])
+        .arg(support::repo_path("manifests/examples"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

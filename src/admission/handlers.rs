@@ -183,7 +183,13 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
     if endpoint == Endpoint::Validate
         && st.catalog.may_refresh(&outcome.findings)
         && let Some(obj) = review::object_under_review(&body)
-        && st.catalog.refresh_for(&obj).await
+        // Within what is left of the deadline, like every await of a review.
+        && tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            st.catalog.refresh_for(&obj),
+        )
+        .await
+        .unwrap_or(false)
     {
         outcome = decide();
     }
