@@ -134,7 +134,10 @@ pub async fn shutdown_signal() {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let opts = args.core.options();
     // Local configuration first: a missing certificate is reported before any cluster is contacted.
-    crate::admission::tls::load(&CertFiles { cert: args.tls_cert.clone(), key: args.tls_key.clone() })?;
+    crate::admission::tls::load(&CertFiles {
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+    })?;
     // Kept alive while serving: dropping it stops the watches.
     let mut _source = None;
     let mut companions = None;
