@@ -2,8 +2,7 @@
 //! and can fail: istio/api's own CRD fixtures, the EGRESS.md §2 canonical objects, and
 //! hand-broken objects whose errors must name the offending field path.
 //!
-//! The fixtures live outside the repository: `$EGRESS_SHARED_DIR/reference/istio/crd-testdata-1.24.6`
-//! (default `<CARGO_MANIFEST_DIR>/../shared`).
+//! The fixtures are vendored in tests/fixtures/istio-crd-testdata-1.24.6 (istio/api's own files).
 
 mod support;
 
@@ -17,22 +16,8 @@ use support::istiod_rules::check_istiod;
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-fn shared_dir() -> PathBuf {
-    match std::env::var_os("EGRESS_SHARED_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-    }
-}
-
 fn fixture_dir() -> PathBuf {
-    let dir = shared_dir().join("reference/istio/crd-testdata-1.24.6");
-    assert!(
-        dir.is_dir(),
-        "Istio CRD fixtures not found at {}: point EGRESS_SHARED_DIR at the shared/ directory \
-         (the one holding reference/istio/crd-testdata-1.24.6)",
-        dir.display()
-    );
-    dir
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/istio-crd-testdata-1.24.6")
 }
 
 /// Fixture files whose name ends with `suffix`, sorted, with their parsed documents.
