@@ -94,14 +94,22 @@ impl Reconciler {
         for ar in kinds::all() {
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
             let cfg = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
-            let (tx, catalog) = (tx.clone(), self.catalog.clone());
+            let (tx, catalog, metrics) = (tx.clone(), self.catalog.clone(), self.metrics.clone());
             tokio::spawn(async move {
                 let mut events = watcher(api, cfg).default_backoff().boxed();
                 while let Some(ev) = events.next().await {
                     let work = match ev {
-                        Ok(watcher::Event::Delete(o)) => {
-                            parent_from_labels(&o).map(|p| Work::Sync([p].into()))
-                        }
+                        Ok(watcher::Event::Delete(o)) => parent_from_labels(&o).map(|p| {
+                            // Drift: a companion deleted by someone (or by our own prune; the
+                            // sync that follows then finds nothing to do).
+                            metrics
+                                .reconcile
+                                .get_or_create(&ReconcileLabels {
+                                    outcome: "drift".into(),
+                                })
+                                .inc();
+                            Work::Sync([p].into())
+                        }),
                         Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
                             parent_from_labels(&o)
                                 .filter(|p| !catalog.read(|s| s.has_parent(p)))

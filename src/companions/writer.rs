@@ -16,6 +16,7 @@ use kube::{
     core::ApiResource,
 };
 use thiserror::Error;
+use tracing::Instrument;
 
 use crate::core::expand::{
     ParentRef,
@@ -231,7 +232,15 @@ impl Writer {
                     }
                 }
             }
+            let op = if existing.is_some() {
+                "update"
+            } else {
+                "create"
+            };
+            let span =
+                tracing::info_span!("companion_write", kind = d.kind, namespace = ns, name, op);
             api.patch(name, &apply, &Patch::Apply(d))
+                .instrument(span)
                 .await
                 .map_err(write_err)?;
             match existing {
@@ -256,9 +265,11 @@ impl Writer {
             if still {
                 continue;
             }
+            let span = tracing::info_span!("companion_write", kind = %ar.kind, namespace = %ns, name = %name, op = "delete");
             match self
                 .api(&ar, &ns)
                 .delete(&name, &DeleteParams::default())
+                .instrument(span)
                 .await
             {
                 Ok(_) => {}
