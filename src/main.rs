@@ -63,16 +63,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => cli::check::run(&args, &mut out().lock(), &mut err().lock()),
         Command::Render(args) => cli::render::run(&args, &mut out().lock(), &mut err().lock()),
-        Command::Crds => match cli::crds::render() {
-            Ok(text) => {
-                print!("{text}");
-                cli::EXIT_OK
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                cli::EXIT_USAGE
-            }
-        },
+        Command::Crds => print_or_fail(cli::crds::render()),
         Command::Rules { markdown } => {
             print!("{}", cli::rules::render(markdown));
             cli::EXIT_OK
@@ -85,22 +76,27 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => serve(*args),
-        Command::WebhookConfig(args) => match cli::webhook_config::run(&args) {
-            Ok(text) => {
-                print!("{text}");
-                cli::EXIT_OK
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                cli::EXIT_USAGE
-            }
-        },
+        Command::WebhookConfig(args) => print_or_fail(cli::webhook_config::run(&args)),
         Command::Dev(args) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             cli::dev::run(&args)
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+/// Print a generated document, or the error (exit 2).
+fn print_or_fail<E: std::fmt::Display>(text: Result<String, E>) -> i32 {
+    match text {
+        Ok(text) => {
+            print!("{text}");
+            cli::EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            cli::EXIT_USAGE
+        }
+    }
 }
 
 /// The server runs on tokio; everything else is synchronous.
