@@ -156,6 +156,27 @@ impl Catalog {
         self.announce(affected);
     }
 
+    /// Run `f` on the snapshot as it would be with `obj` (defaulted) stored, without keeping it:
+    /// under the write lock, `obj` replaces its stored version and the stored version is put
+    /// back afterwards, so no reader ever sees it. `f` also gets the parents `obj` affected
+    /// before the swap.
+    pub fn with_object<T>(
+        &self,
+        obj: &Object,
+        f: impl FnOnce(BTreeSet<ParentRef>, &Snapshot) -> T,
+    ) -> T {
+        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let before = affected_parents(&snap, obj);
+        let stored = snap.get(obj);
+        snap.insert(obj.clone());
+        let out = f(before, &snap);
+        match stored {
+            Some(old) => snap.insert(old),
+            None => snap.remove(obj),
+        }
+        out
+    }
+
     /// Receive, for every later change, the parents whose companions it may change.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<BTreeSet<ParentRef>> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -471,5 +492,45 @@ mod tests {
         assert!(catalog.read(|s| s.virtual_gateway("istio-egress", "egress-vg").is_some()));
         let nothing = Catalog::new(&opts).with_refresher(Arc::new(Fixed(Vec::new())));
         assert!(!nothing.refresh_for(&es).await);
+    }
+}
+
+#[cfg(test)]
+mod with_object_tests {
+    use super::*;
+    use crate::core::Object;
+
+    fn es(name: &str, host: &str) -> Object {
+        Object::from_value(serde_json::json!({
+            "apiVersion": "networking.gloo.solo.io/v2", "kind": "ExternalService",
+            "metadata": {"name": name, "namespace": "global"},
+            "spec": {"hosts": [host], "ports": [{"name": "https", "number": 443, "protocol": "HTTPS"}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn with_object_sees_the_object_and_leaves_the_catalog_as_it_was() {
+        let opts = Options::default();
+        let catalog = Catalog::from_objects(vec![es("a", "old.example.com")], &opts);
+        let hosts = |s: &Snapshot| {
+            s.external_service("global", "a")
+                .and_then(|e| e.spec.hosts.clone())
+        };
+        let seen = catalog.with_object(&es("a", "new.example.com"), |_, s| hosts(s));
+        assert_eq!(seen, Some(vec!["new.example.com".to_string()]));
+        assert_eq!(
+            catalog.read(hosts),
+            Some(vec!["old.example.com".to_string()]),
+            "stored version back"
+        );
+        let absent = catalog.with_object(&es("b", "b.example.com"), |_, s| {
+            s.external_service("global", "b").is_some()
+        });
+        assert!(absent);
+        assert!(
+            catalog.read(|s| s.external_service("global", "b").is_none()),
+            "a new object is not kept"
+        );
     }
 }

@@ -261,14 +261,12 @@ async fn write_companions(
     outcome: &mut review::Outcome,
 ) {
     use crate::core::expand::{affected_parents, expand_parents};
-    let (desired, parents) = st.catalog.read(|snap| {
-        let mut parents = affected_parents(snap, &obj);
-        // The snapshot as it will be once the object is stored. A clone per write: simple and
-        // correct; making it incremental for very large catalogs is future work.
-        let mut after = snap.clone();
-        after.insert(obj.clone());
-        parents.extend(affected_parents(&after, &obj));
-        (expand_parents(&after, &st.opts, &parents), parents)
+    // The snapshot as it will be once the object is stored: the object is swapped in and the
+    // stored version put back under one write lock, O(log n) instead of cloning the catalog.
+    let (desired, parents) = st.catalog.with_object(&obj, |before, after| {
+        let mut parents = before;
+        parents.extend(affected_parents(after, &obj));
+        (expand_parents(after, &st.opts, &parents), parents)
     });
     match c.writer.sync(&desired, &parents, budget).await {
         Ok(report) => st.metrics.record_sync(&report),

@@ -65,6 +65,34 @@ impl Snapshot {
         s
     }
 
+    /// The stored object with the kind, namespace and name of `obj`.
+    pub fn get(&self, obj: &Object) -> Option<Object> {
+        let k = meta_key(obj.meta());
+        match obj {
+            Object::ExternalService(_) => self
+                .external_services
+                .get(&k)
+                .cloned()
+                .map(Object::ExternalService),
+            Object::VirtualGateway(_) => self
+                .virtual_gateways
+                .get(&k)
+                .cloned()
+                .map(Object::VirtualGateway),
+            Object::AccessPolicy(_) => self
+                .access_policies
+                .get(&k)
+                .cloned()
+                .map(Object::AccessPolicy),
+            Object::Service(_) => self.services.get(&k).cloned().map(Object::Service),
+            Object::ServiceAccount(_) => self
+                .service_accounts
+                .get(&k)
+                .cloned()
+                .map(Object::ServiceAccount),
+        }
+    }
+
     /// Is this parent in the snapshot?
     pub fn has_parent(&self, p: &crate::core::expand::ParentRef) -> bool {
         use crate::core::object::GlooKind;
