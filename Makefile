@@ -60,6 +60,7 @@ golden:
 ## check of 10,000 ExternalServices + 100 VirtualGateways + 10,000 AccessPolicies vs a baseline.
 bench:
 	bench/check-scale.sh
+	bench/admission-latency.sh
 
 clean:
 	$(CARGO) clean
