@@ -76,9 +76,9 @@ fn detached_dev_comes_up_with_the_example_and_goes_down_cleanly() {
         "externalservice.networking.gloo.solo.io/httpbin.org created\n".to_string(),
         "accesspolicy.security.policy.gloo.solo.io/egress-access-policy created\n".to_string(),
         "Warning: ExternalService global/httpbin.org: ".to_string(),
-        // The companions, as `render` prints them.
-        "kind: AuthorizationPolicy\n".to_string(),
-        "gloo.solo.io/parent_name: httpbin.org\n".to_string(),
+        // The companions the webhook wrote, read back from the cluster.
+        "virtualservice.networking.istio.io/externalservice-httpbin-org-global-httpbin-org".to_string(),
+        "authorizationpolicy.security.istio.io/accesspolicy-egress-access-policy-istio-egressgateway".to_string(),
         format!("export KUBECONFIG={}\n", kubeconfig.display()),
         "running in the background (pid ".to_string(),
     ] {

@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::cluster::dev::{DevCluster, DevOptions, WebhookMode};
 use crate::controlplane::{self, K8S_VERSION};
 
-use super::{CoreFlags, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, render};
+use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 
 #[derive(clap::Args, Debug)]
 pub struct DevArgs {
@@ -276,23 +276,32 @@ fn report_and_apply(dev: &DevCluster, args: &DevArgs, dir: Option<&Path>, starte
     if !files.is_empty() {
         println!();
         println!(
-            "# The Istio objects the webhook generates for these objects (egress-webhook render);"
+            "# The Istio objects the webhook wrote for them (its companions), read back from the cluster;"
         );
-        println!("# writing them into the cluster comes with a later milestone.");
-        let render_args = render::RenderArgs {
-            core: CoreFlags {
-                cluster_name: dev.core_options().cluster_name.clone(),
-                trust_domain: dev.core_options().trust_domain.clone(),
-                strict: dev.core_options().strict,
-            },
-            inputs: files.iter().map(|f| f.display().to_string()).collect(),
-        };
-        // render's notes and warnings repeat what kubectl printed above; shown on failure only.
-        let mut out = std::io::stdout();
-        let mut err = Vec::new();
-        if render::run(&render_args, &mut out, &mut err) != EXIT_OK {
-            print!("{}", String::from_utf8_lossy(&err));
-            code = EXIT_FINDINGS;
+        println!("# `egress-webhook render manifests/examples` prints their full YAML.");
+        let kinds = crate::companions::kinds::KINDS
+            .iter()
+            .map(|k| k.3)
+            .collect::<Vec<_>>()
+            .join(",");
+        let selector = format!(
+            "{}={}",
+            crate::core::expand::metadata::MANAGED_BY,
+            crate::core::expand::metadata::MANAGER
+        );
+        println!("$ kubectl get {kinds} -A -l {selector}");
+        match dev.cp().kubectl(&["get", &kinds, "-A", "-l", &selector]) {
+            Ok(out) => {
+                print!("{}", String::from_utf8_lossy(&out.stdout));
+                print!("{}", String::from_utf8_lossy(&out.stderr));
+                if !out.status.success() {
+                    code = EXIT_FINDINGS;
+                }
+            }
+            Err(e) => {
+                println!("error: {e}");
+                code = EXIT_FINDINGS;
+            }
         }
     }
     code
