@@ -104,6 +104,14 @@ fn is_dev_process(pid: i32) -> bool {
     args.first().is_some_and(|a| a.contains("egress-webhook")) && args.iter().any(|a| a == "dev")
 }
 
+/// Does `pid` exist and is not a zombie?
+fn process_running(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit(')').next().map(str::trim_start).unwrap_or("");
+        !(state.starts_with('Z') || state.starts_with('X'))
+    })
+}
+
 /// Removes what a previous run that did not stop cleanly (SIGKILL, power loss) left behind.
 fn clean_stale(dir: &Path) {
     for f in ["pid", "ready", "kubeconfig"] {
@@ -463,7 +471,8 @@ fn down(args: &DevArgs) -> Result<i32, String> {
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(30);
-    while is_dev_process(pid) {
+    // Wait on the process state only: while it exits, its cmdline is already empty.
+    while process_running(pid) {
         if Instant::now() >= deadline {
             // SAFETY: as above.
             unsafe {
