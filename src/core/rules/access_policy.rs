@@ -109,6 +109,31 @@ fn case_hint(value: &str, known: &[&str]) -> String {
 }
 
 /// `a=b,c=d` for messages.
+/// A selector for another cluster cannot be checked from here: the warning that says so, under
+/// `rule`. Returns true when it was reported (the caller then checks nothing more).
+fn other_cluster(
+    rule: &'static str,
+    path: &str,
+    what: &str,
+    sel: &ObjectSelector,
+    opts: &Options,
+    report: &mut Report,
+) -> bool {
+    let cluster = text(&sel.cluster);
+    if crate::core::selectors::is_local_cluster(cluster, &opts.cluster_name) {
+        return false;
+    }
+    report.warning(
+        rule,
+        path,
+        format!(
+            "selects {what} in cluster {cluster}, which cannot be checked from cluster {}",
+            opts.cluster_name
+        ),
+    );
+    true
+}
+
 fn labels_text(labels: Option<&Labels>) -> String {
     labels
         .into_iter()

@@ -7,12 +7,9 @@ use crate::api::{
     access_policy::{AccessPolicyConfig, Authorization},
     list, text,
 };
-use crate::core::{
-    Options, findings::Report, rules::syntax::is_ip_or_cidr, selectors::is_local_cluster,
-    snapshot::Snapshot,
-};
+use crate::core::{Options, findings::Report, rules::syntax::is_ip_or_cidr, snapshot::Snapshot};
 
-use super::{labels_text, nothing_selected};
+use super::{labels_text, nothing_selected, other_cluster};
 
 pub(super) fn validate(
     written: &AccessPolicy,
@@ -229,17 +226,7 @@ fn a13(
         return;
     };
     let path = format!("{client_path}.serviceAccountSelector");
-    let cluster = text(&sel.cluster);
-    if !is_local_cluster(cluster, &opts.cluster_name) {
-        report.warning(
-            "A13",
-            path,
-            format!(
-                "selects ServiceAccounts in cluster {cluster}, which cannot be checked from \
-                 cluster {}",
-                opts.cluster_name
-            ),
-        );
+    if other_cluster("A13", &path, "ServiceAccounts", sel, opts, report) {
         return;
     }
     if !snap.service_accounts_selected(sel).is_empty() {

@@ -5,12 +5,9 @@ use crate::api::{
     AccessPolicy, DestinationSelector, ExternalService, ObjectSelector, PortSelector,
     external_service::ExternalServicePort, list, text,
 };
-use crate::core::{
-    Options, findings::Report, rules::syntax::is_port, selectors::is_local_cluster,
-    snapshot::Snapshot,
-};
+use crate::core::{Options, findings::Report, rules::syntax::is_port, snapshot::Snapshot};
 
-use super::{case_hint, labels_text, nothing_selected};
+use super::{case_hint, labels_text, nothing_selected, other_cluster};
 
 const EXTERNAL_SERVICE: &str = "EXTERNAL_SERVICE";
 
@@ -92,17 +89,7 @@ fn external_service_destination(
         Some(sel) => (sel, format!("{path}.selector")),
         None => (&any, path.to_string()),
     };
-    let cluster = text(&sel.cluster);
-    if !is_local_cluster(cluster, &opts.cluster_name) {
-        report.warning(
-            "A14",
-            sel_path,
-            format!(
-                "selects ExternalServices in cluster {cluster}, which cannot be checked from \
-                 cluster {}",
-                opts.cluster_name
-            ),
-        );
+    if other_cluster("A14", &sel_path, "ExternalServices", sel, opts, report) {
         return;
     }
     let selected = snap.external_services_selected(sel);
