@@ -60,30 +60,6 @@ fn names(cp: &ControlPlane, kind: &str) -> Vec<String> {
     v
 }
 
-const DENY_DR_POLICY: &str = r#"
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: deny-labelled-destinationrules}
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-      - apiGroups: [networking.istio.io]
-        apiVersions: ["*"]
-        operations: [CREATE, UPDATE]
-        resources: [destinationrules]
-  validations:
-    - expression: "!has(object.metadata.labels) || !('gloo.solo.io/parent_name' in object.metadata.labels) || object.metadata.labels['gloo.solo.io/parent_name'] != 'deny-me.example.com'"
-      message: "DestinationRules of deny-me.example.com are refused by policy"
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: deny-labelled-destinationrules}
-spec:
-  policyName: deny-labelled-destinationrules
-  validationActions: [Deny]
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_prunes_refuses_conflicts_and_rolls_back() {
     if skip() {
@@ -197,8 +173,11 @@ async fn writes_prunes_refuses_conflicts_and_rolls_back() {
 
     // 5. A real admission check refuses one write (the DestinationRule): the ServiceEntry written
     //    before it in the same sync is rolled back, and the error names the companion and the reason.
-    cp.kubectl_with_stdin(&["apply", "-f", "-"], DENY_DR_POLICY)
-        .unwrap();
+    cp.kubectl_with_stdin(
+        &["apply", "-f", "-"],
+        &support::deny_destinationrules_policy("deny-me.example.com"),
+    )
+    .unwrap();
     let denied = support::objects(
         "apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {name: deny-me.example.com, namespace: global}\nspec:\n  hosts: [deny-me.example.com]\n  ports:\n    - {name: https, number: 443, protocol: HTTPS}\n",
     );

@@ -319,24 +319,7 @@ fn a_refused_companion_write_denies_the_parent_and_rolls_back() {
     kubectl(dev, &["create", "namespace", "rollback"]).expect_ok("namespace");
     apply(
         dev,
-        r#"
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: deny-labelled-destinationrules}
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-      - {apiGroups: [networking.istio.io], apiVersions: ["*"], operations: [CREATE, UPDATE], resources: [destinationrules]}
-  validations:
-    - expression: "!has(object.metadata.labels) || !('gloo.solo.io/parent_name' in object.metadata.labels) || object.metadata.labels['gloo.solo.io/parent_name'] != 'deny-dr.example.com'"
-      message: "DestinationRules of deny-dr.example.com are refused by policy"
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: deny-labelled-destinationrules}
-spec: {policyName: deny-labelled-destinationrules, validationActions: [Deny]}
-"#,
+        &support::deny_destinationrules_policy("deny-dr.example.com"),
         &[],
     )
     .expect_ok("policy");

@@ -70,3 +70,12 @@ pub fn golden_inputs(dir: &std::path::Path) -> Vec<Object> {
         own
     }
 }
+
+/// The ValidatingAdmissionPolicy (and binding) that refuses DestinationRules of `parent`.
+pub fn deny_destinationrules_policy(parent: &str) -> String {
+    std::fs::read_to_string(repo_path(
+        "tests/fixtures/deny-destinationrules-policy.yaml",
+    ))
+    .unwrap()
+    .replace("PARENT", parent)
+}
