@@ -43,3 +43,14 @@ pub fn object_selector_matches(
     }
     labels_match(sel.labels.as_ref(), labels)
 }
+
+/// Does a port selector (number, else non-empty name) pick this Service port?
+pub fn service_port_matches(
+    sel: &crate::api::PortSelector,
+    port: &k8s_openapi::api::core::v1::ServicePort,
+) -> bool {
+    match (sel.number, text(&sel.name)) {
+        (Some(n), _) => i64::from(port.port) == i64::from(n),
+        (None, name) => !name.is_empty() && port.name.as_deref() == Some(name),
+    }
+}

@@ -212,9 +212,6 @@ pub fn service_port(svc: &Service, listener: &Listener) -> Option<u32> {
     let ports = svc.spec.as_ref()?.ports.as_ref()?;
     ports
         .iter()
-        .find(|p| match (sel.number, text(&sel.name)) {
-            (Some(n), _) => i64::from(p.port) == i64::from(n),
-            (None, name) => !name.is_empty() && p.name.as_deref() == Some(name),
-        })
+        .find(|p| selectors::service_port_matches(sel, p))
         .and_then(|p| u32::try_from(p.port).ok())
 }

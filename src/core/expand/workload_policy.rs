@@ -318,10 +318,7 @@ fn target_ports(svc: &Service, port: Option<&crate::api::PortSelector>) -> Vec<S
         .unwrap_or_default();
     ports
         .iter()
-        .filter(|p| match (port.number, text(&port.name)) {
-            (Some(n), _) => i64::from(p.port) == i64::from(n),
-            (None, name) => p.name.as_deref() == Some(name),
-        })
+        .filter(|p| selectors::service_port_matches(port, p))
         .map(|p| match &p.target_port {
             Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(t)) => {
                 t.to_string()
