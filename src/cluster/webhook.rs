@@ -13,6 +13,8 @@
 //!   webhook can always be repaired, and the system never waits on it.
 //! * validating also sees DELETE of VirtualGateways (the warning naming the ExternalServices
 //!   that still use one).
+//! * a guard entry for the Istio kinds we generate, limited by objectSelector to objects carrying
+//!   our managed-by label, so no other Istio object ever depends on the webhook.
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
