@@ -32,7 +32,7 @@ done
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 a_wall=$(cut -d' ' -f1 "$OUT/a" | median); a_rss=$(cut -d' ' -f2 "$OUT/a" | median)
 b_wall=$(cut -d' ' -f1 "$OUT/b" | median); b_rss=$(cut -d' ' -f2 "$OUT/b" | median)
-a_min=$(cut -d' ' -f1 "$OUT/a" | sort -n | head -1); a_max=$(cut -d' ' -f1 "$OUT/a" | sort -n | tail -1)
+a_min=$(cut -d' ' -f1 "$OUT/a" | sort -n | sed -n 1p); a_max=$(cut -d' ' -f1 "$OUT/a" | sort -n | sed -n '$p')
 objects=$(grep -c '^kind:' "$OUT/scale.yaml")
 warnings=$(grep -c '^warning:' "$OUT/scale.findings" || true)
 

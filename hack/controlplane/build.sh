@@ -26,13 +26,11 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 step() { printf '==> %s\n' "$*"; }
 
+# shellcheck source=probe.sh
+. "$here/probe.sh"
 # up_to_date BINARY EXPECTED_SUBSTRING VERSION_ARGS...: true when the binary exists and its version
 # output mentions the pinned version (a binary from another pin or an unstamped build is rebuilt).
-up_to_date() {
-	local bin="$1" want="$2"
-	shift 2
-	[ -x "$bin" ] && "$bin" "$@" 2>/dev/null | grep -qF -- "$want"
-}
+up_to_date() { version_probe "$@"; }
 
 for d in "$here/k8s" "$here/etcd"; do
 	if [ ! -f "$d/go.mod" ] || [ ! -f "$d/go.sum" ]; then
@@ -109,7 +107,7 @@ fail=0
 check() {
 	local bin="$1" want="$2"
 	shift 2
-	if up_to_date "$bin" "$want" "$@"; then
+	if VERSION_PROBE_VERBOSE=1 version_probe "$bin" "$want" "$@"; then
 		step "ok: $bin ($want)"
 	else
 		echo "error: $bin does not report '$want'" >&2
