@@ -403,10 +403,10 @@ pub fn placeholder(kind: &str, namespace: &str, name: &str) -> Option<Object> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::load::load_text;
+    use crate::load::load_text;
 
     fn objects(yaml: &str) -> Vec<Object> {
-        let mut out = crate::cli::load::LoadResult::default();
+        let mut out = crate::load::LoadResult::default();
         load_text("test.yaml", yaml, &mut out).expect("loads");
         out.objects.into_iter().map(|l| l.object).collect()
     }

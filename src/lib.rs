@@ -2,14 +2,17 @@
 //! admitted, defaulted, validated and expanded into Istio objects.
 //!
 //! `api` holds the types, `core` the pure logic (no I/O), `istio` the generated Istio objects,
-//! `cli` the offline commands.
+//! `load` the reading of input files, `cli` the commands (the top: nothing else imports it).
 
 pub mod admission;
 pub mod api;
 pub mod catalog;
+pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod companions;
 pub mod controlplane;
 pub mod core;
+pub mod crds;
 pub mod istio;
+pub mod load;

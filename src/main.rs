@@ -63,7 +63,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => cli::check::run(&args, &mut out().lock(), &mut err().lock()),
         Command::Render(args) => cli::render::run(&args, &mut out().lock(), &mut err().lock()),
-        Command::Crds => print_or_fail(cli::crds::render()),
+        Command::Crds => print_or_fail(egress_webhook::crds::render()),
         Command::Rules { markdown } => {
             print!("{}", cli::rules::render(markdown));
             cli::EXIT_OK

@@ -4,7 +4,7 @@ mod support;
 
 #[test]
 fn committed_crds_are_fresh() {
-    let generated = egress_webhook::cli::crds::render().expect("CRDs serialize");
+    let generated = egress_webhook::crds::render().expect("CRDs serialize");
     let path = support::repo_path("manifests/crds/gloo-egress-crds.yaml");
     let committed =
         std::fs::read_to_string(&path).expect("manifests/crds/gloo-egress-crds.yaml exists");
@@ -16,7 +16,7 @@ fn committed_crds_are_fresh() {
 
 #[test]
 fn crds_have_short_names_status_and_printer_columns() {
-    let text = egress_webhook::cli::crds::render().unwrap();
+    let text = egress_webhook::crds::render().unwrap();
     let docs: Vec<serde_json::Value> = text
         .split("---\n")
         .filter(|d| !d.trim().is_empty())

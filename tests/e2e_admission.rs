@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use e2e::{Kubectl, apply, eventually, inventory, kubectl, namespace, repo_text, shared};
 use egress_webhook::api::ExternalService;
-use egress_webhook::cli::load::{LoadResult, load_text};
 use egress_webhook::core::{Object, Options, defaults::default_object};
+use egress_webhook::load::{LoadResult, load_text};
 use serde_json::{Value, json};
 
 /// kubectl's prefix for a denial (the webhook answers 422 Invalid) of `kubectl apply -f -` that

@@ -3,8 +3,8 @@
 
 mod support;
 
-use egress_webhook::cli::load::{LoadResult, load_inputs};
 use egress_webhook::core::{Object, Options, defaults::default_object};
+use egress_webhook::load::{LoadResult, load_inputs};
 use serde_json::Value;
 
 fn fixture_values() -> Vec<(String, Value)> {

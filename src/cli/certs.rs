@@ -1,14 +1,9 @@
-//! `egress-webhook certs`: a CA and a serving certificate for local use (rcgen, ECDSA P-256).
-//! The apiserver verifies the webhook against `ca.crt` (the caBundle); the server serves
-//! `tls.crt`/`tls.key`. Hosts: localhost, 127.0.0.1 and the in-cluster Service names.
+//! `egress-webhook certs`: a CA and a serving certificate for local use, written to `--dir`.
+//! The certificates themselves come from [`crate::certs`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
-};
-use thiserror::Error;
+use crate::certs::{CertsError, default_hosts, generate, write};
 
 #[derive(clap::Args, Debug)]
 pub struct CertsArgs {
@@ -24,116 +19,6 @@ pub struct CertsArgs {
     /// Validity in days.
     #[arg(long, default_value_t = 365)]
     pub days: u32,
-}
-
-#[derive(Debug, Error)]
-pub enum CertsError {
-    #[error("generating certificates: {0}")]
-    Rcgen(#[from] rcgen::Error),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-/// The PEM texts of a CA and a leaf signed by it.
-pub struct Bundle {
-    pub ca_cert: String,
-    pub ca_key: String,
-    pub cert: String,
-    pub key: String,
-}
-
-pub fn default_hosts(namespace: &str) -> Vec<String> {
-    let svc = "egress-webhook";
-    vec![
-        "localhost".into(),
-        "127.0.0.1".into(),
-        svc.into(),
-        format!("{svc}.{namespace}"),
-        format!("{svc}.{namespace}.svc"),
-        format!("{svc}.{namespace}.svc.cluster.local"),
-    ]
-}
-
-/// A fresh CA and a serving certificate for `hosts` (IPs become IP SANs, the rest DNS SANs).
-pub fn generate(hosts: &[String], days: u32) -> Result<Bundle, CertsError> {
-    let now = time_now();
-    let until = now + days_duration(days);
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca.distinguished_name
-        .push(DnType::CommonName, "egress-webhook local CA");
-    ca.not_before = now;
-    ca.not_after = until;
-    let ca_key = KeyPair::generate()?;
-    let ca_key_pem = ca_key.serialize_pem();
-    let issuer = CertifiedIssuer::self_signed(ca, ca_key)?;
-
-    let mut leaf = CertificateParams::new(Vec::<String>::new())?;
-    for h in hosts {
-        leaf.subject_alt_names
-            .push(match h.parse::<std::net::IpAddr>() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(h.clone().try_into()?),
-            });
-    }
-    leaf.distinguished_name
-        .push(DnType::CommonName, "egress-webhook");
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    leaf.not_before = now;
-    leaf.not_after = until;
-    let key = KeyPair::generate()?;
-    let cert = leaf.signed_by(&key, &issuer)?;
-    Ok(Bundle {
-        ca_cert: issuer.pem(),
-        ca_key: ca_key_pem,
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    })
-}
-
-fn time_now() -> time::OffsetDateTime {
-    // A minute back: a peer whose clock is slightly behind must not see a future notBefore.
-    time::OffsetDateTime::now_utc() - std::time::Duration::from_secs(60)
-}
-
-fn days_duration(days: u32) -> std::time::Duration {
-    std::time::Duration::from_secs(u64::from(days) * 86_400)
-}
-
-/// Write the bundle as ca.crt, ca.key, tls.crt, tls.key (keys readable by the owner only).
-pub fn write(dir: &Path, b: &Bundle) -> Result<(), CertsError> {
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| CertsError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    for (name, text, private) in [
-        ("ca.crt", &b.ca_cert, false),
-        ("ca.key", &b.ca_key, true),
-        ("tls.crt", &b.cert, false),
-        ("tls.key", &b.key, true),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(io(&path))?;
-        if private {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(io(&path))?;
-        }
-    }
-    Ok(())
 }
 
 pub fn run(args: &CertsArgs) -> Result<(), CertsError> {

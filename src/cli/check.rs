@@ -3,8 +3,9 @@
 use std::io::Write;
 
 use crate::core::{self, Finding, findings::has_errors};
+use crate::load;
 
-use super::{CoreFlags, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, load};
+use super::{CoreFlags, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 pub enum OutputFormat {

@@ -1,11 +1,13 @@
-//! The offline commands (`check`, `render`, `crds`) and the input loader they share.
-//! Each returns the process exit code; main.rs only parses flags and calls them.
+//! The commands: their flags, and what they print and exit with. Each returns the process exit
+//! code (or an error main.rs prints); main.rs only parses flags and calls them.
+//!
+//! The top of the module graph: only main.rs imports `cli`. What other modules need too lives
+//! outside it (`load` for reading input files, `crds` for the CRD text, `certs` for the
+//! webhook's certificates).
 
 pub mod certs;
 pub mod check;
-pub mod crds;
 pub mod dev;
-pub mod load;
 pub mod render;
 pub mod rules;
 pub mod serve;

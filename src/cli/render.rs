@@ -5,8 +5,9 @@ use std::io::Write;
 
 use crate::core::{self, Snapshot, defaults::default_object, expand::expand, findings::has_errors};
 use crate::istio::IstioObject;
+use crate::load;
 
-use super::{CoreFlags, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, load};
+use super::{CoreFlags, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 
 #[derive(clap::Args, Debug)]
 pub struct RenderArgs {

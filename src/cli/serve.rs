@@ -7,8 +7,9 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use crate::admission::{ServeConfig, tls::CertFiles};
 use crate::catalog::Catalog;
 use crate::cluster;
+use crate::load;
 
-use super::{CoreFlags, load};
+use super::CoreFlags;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {

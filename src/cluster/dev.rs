@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::admission::{self, Running, ServeConfig, server::ServeError, tls::CertFiles};
 use crate::catalog::Catalog;
-use crate::cli::certs::{self, CertsError};
+use crate::certs::{self, CertsError};
 use crate::controlplane::{
     self, ControlPlane, UserCredentials,
     process::{self, Managed, Spawner},
@@ -168,7 +168,7 @@ impl DevCluster {
         let t = Instant::now();
         let crd_dir = cp.run_dir().join("crds");
         std::fs::create_dir_all(&crd_dir).map_err(io(format!("creating {}", crd_dir.display())))?;
-        let ours = crate::cli::crds::render()
+        let ours = crate::crds::render()
             .map_err(|e| DevError::Setup(format!("rendering our CRDs: {e}")))?;
         let (ours_path, istio_path) = (crd_dir.join("gloo.yaml"), crd_dir.join("istio.yaml"));
         for (path, text) in [(&ours_path, ours.as_str()), (&istio_path, ISTIO_CRDS)] {

@@ -5,8 +5,8 @@ pub mod istio_schema;
 pub mod istiod_rules;
 pub mod server;
 
-use egress_webhook::cli::load::{LoadResult, load_inputs, load_text};
 use egress_webhook::core::Object;
+use egress_webhook::load::{LoadResult, load_inputs, load_text};
 
 pub fn repo_path(rel: &str) -> String {
     format!("{}/{}", env!("CARGO_MANIFEST_DIR"), rel)

@@ -13,7 +13,7 @@ use base64::Engine;
 use egress_webhook::{
     admission::{Running, ServeConfig, start, tls::CertFiles},
     catalog::Catalog,
-    cli::certs::{self, Bundle},
+    certs::{self, Bundle},
     core::{Object, Options, defaults::default_object},
 };
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};

@@ -1,5 +1,9 @@
 //! Reading objects from files, directories and stdin: multi-document YAML or JSON, `kind: List`.
 //! This is the I/O edge of the offline commands; what it returns goes to the pure core.
+//!
+//! A module of its own, not part of `cli` (which only main.rs imports), because more than the
+//! commands read objects this way: `check`, `render` and `serve --objects` use [`load_inputs`],
+//! and the catalog's and the integration tests' fixtures go through [`load_text`].
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,7 @@
-//! `egress-webhook crds`: the CustomResourceDefinitions of the three kinds, from the Rust types.
+//! The CustomResourceDefinitions of the three kinds, generated from the Rust types in `api`.
+//!
+//! A module of its own, not part of `cli`, because the text is used beyond `egress-webhook crds`
+//! (which prints it): the dev cluster installs it, and a test keeps manifests/crds/ equal to it.
 
 use kube::CustomResourceExt;
 
