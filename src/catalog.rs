@@ -8,13 +8,13 @@
 //! event has not arrived yet, never causes a denial. A static catalog has no refresher: what the
 //! files hold is the whole truth.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{
     Arc, Mutex, RwLock,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicBool, AtomicU64, Ordering},
 };
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
@@ -25,7 +25,7 @@ use crate::core::{
     defaults::default_object,
     expand::{ParentRef, affected_parents},
     selectors::is_local_cluster,
-    snapshot::{Key, external_service_destinations},
+    snapshot::external_service_destinations,
 };
 
 /// Rules whose errors a stale cache can cause: a reference to an object that does not exist
@@ -73,8 +73,53 @@ pub trait Refresher: Send + Sync {
     fn fetch<'a>(&'a self, refs: &'a [Reference]) -> BoxFuture<'a, Result<Vec<Object>, String>>;
 }
 
+/// An object admitted by this process whose stored version the watches have not delivered yet
+/// (the overlay): the snapshot shows `admitted` in the meantime, so that the controller, which
+/// reads the snapshot, wants the companions admission wrote for it instead of undoing them.
+struct Pending {
+    /// Identifies one admission: a later admission of the same object replaces this entry, and
+    /// reverting an older one must not touch it.
+    seq: u64,
+    admitted: Object,
+    since: Instant,
+    /// What the watches last said is stored under this key (`None`: nothing).
+    stored: Option<Object>,
+}
+
+/// (kind, namespace, name) of a catalog object.
+pub type ObjectKey = (&'static str, String, String);
+
+fn object_key(o: &Object) -> ObjectKey {
+    (
+        o.kind_name(),
+        o.namespace().to_string(),
+        o.name().to_string(),
+    )
+}
+
+/// Do two versions of an object mean the same thing to rules and expansion? Spec and labels;
+/// resourceVersion, uid, managedFields and status do not count.
+pub fn same_content(a: &Object, b: &Object) -> bool {
+    let (va, vb) = (a.to_value(), b.to_value());
+    object_key(a) == object_key(b)
+        && va.get("spec") == vb.get("spec")
+        && va.pointer("/metadata/labels") == vb.pointer("/metadata/labels")
+}
+
+/// What [`Catalog::admit`] returns: the affected parents, and the handle to take it back.
+#[derive(Debug)]
+pub struct Admitted {
+    key: ObjectKey,
+    seq: u64,
+    /// Parents whose companions the object affects, before and after it.
+    pub parents: BTreeSet<ParentRef>,
+}
+
 pub struct Catalog {
     snapshot: RwLock<Snapshot>,
+    /// The overlay; always locked after `snapshot`, never the other way round.
+    pending: Mutex<HashMap<ObjectKey, Pending>>,
+    seq: AtomicU64,
     synced: AtomicBool,
     opts: Options,
     refresher: Option<Arc<dyn Refresher>>,
@@ -97,6 +142,8 @@ impl Catalog {
     pub fn new(opts: &Options) -> Self {
         Catalog {
             snapshot: RwLock::new(Snapshot::new(Vec::new(), opts)),
+            pending: Mutex::new(HashMap::new()),
+            seq: AtomicU64::new(0),
             synced: AtomicBool::new(false),
             opts: opts.clone(),
             refresher: None,
@@ -109,6 +156,8 @@ impl Catalog {
         let snap = Snapshot::new(objects.into_iter().map(|o| default_object(o, opts)), opts);
         Catalog {
             snapshot: RwLock::new(snap),
+            pending: Mutex::new(HashMap::new()),
+            seq: AtomicU64::new(0),
             synced: AtomicBool::new(true),
             opts: opts.clone(),
             refresher: None,
@@ -135,23 +184,161 @@ impl Catalog {
         f(&guard)
     }
 
-    /// Insert or replace an object (defaulted by the caller).
+    /// Insert or replace an object (defaulted by the caller): what a watch says is stored.
+    /// Under a pending admission of the same object, the admitted version stays visible until
+    /// the stored one says the same thing.
     pub fn upsert(&self, obj: Object) {
+        self.stored(object_key(&obj), Some(obj));
+    }
+
+    /// What a watch says was deleted (only kind, namespace and name of `obj` count).
+    pub fn remove(&self, obj: &Object) {
+        self.stored(object_key(obj), None);
+    }
+
+    /// The watches' word on one key: `Some` stored, `None` gone.
+    fn stored(&self, key: ObjectKey, obj: Option<Object>) {
         let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        // Affected before and after: a reference the change drops only shows before.
-        let mut affected = self.subscribed().then(|| affected_parents(&snap, &obj));
-        snap.insert(obj.clone());
-        if let Some(a) = affected.as_mut() {
-            a.extend(affected_parents(&snap, &obj));
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(p) = pending.get_mut(&key) {
+                match &obj {
+                    Some(o) if same_content(o, &p.admitted) => {
+                        pending.remove(&key);
+                    }
+                    _ => {
+                        // Older than the admission (or someone else's later change, which
+                        // admission will see too): the admitted version stays until then.
+                        p.stored = obj;
+                        return;
+                    }
+                }
+            }
         }
+        let affected = self.set(&mut snap, &key, obj);
         drop(snap);
         self.announce(affected);
     }
 
-    pub fn remove(&self, obj: &Object) {
+    /// Make `snap` hold `obj` (or nothing) under `key`; the affected parents, when subscribed.
+    fn set(
+        &self,
+        snap: &mut Snapshot,
+        key: &ObjectKey,
+        obj: Option<Object>,
+    ) -> Option<BTreeSet<ParentRef>> {
+        let current = placeholder(key.0, &key.1, &key.2).and_then(|p| snap.get(&p));
+        if current == obj {
+            return None;
+        }
+        // Affected before and after: a reference the change drops only shows before.
+        let mut affected = self.subscribed().then(BTreeSet::new);
+        for o in current.iter().chain(obj.iter()) {
+            if let Some(a) = affected.as_mut() {
+                a.extend(affected_parents(snap, o));
+            }
+        }
+        match obj {
+            Some(o) => {
+                snap.insert(o.clone());
+                if let Some(a) = affected.as_mut() {
+                    a.extend(affected_parents(snap, &o));
+                }
+            }
+            None => {
+                if let Some(c) = &current {
+                    snap.remove(c);
+                }
+            }
+        }
+        affected
+    }
+
+    /// Admission wrote (or is about to write) the companions of `obj` (defaulted): from now on
+    /// it is part of the desired state, until the watches deliver it stored, [`Catalog::revert`]
+    /// takes it back, or [`Catalog::settle`] finds it never was stored.
+    pub fn admit(&self, obj: Object) -> Admitted {
+        let key = object_key(&obj);
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
         let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        let affected = self.subscribed().then(|| affected_parents(&snap, obj));
-        snap.remove(obj);
+        let mut parents = affected_parents(&snap, &obj);
+        let current = snap.get(&obj);
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let stored = match pending.remove(&key) {
+                Some(p) => p.stored,
+                None => current,
+            };
+            pending.insert(
+                key.clone(),
+                Pending {
+                    seq,
+                    admitted: obj.clone(),
+                    since: Instant::now(),
+                    stored,
+                },
+            );
+        }
+        snap.insert(obj.clone());
+        parents.extend(affected_parents(&snap, &obj));
+        Admitted { key, seq, parents }
+    }
+
+    /// Take an admission back (its companion writes failed and it is denied): the stored
+    /// version is visible again, and the affected parents are announced so that the controller
+    /// puts right whatever the rollback could not.
+    pub fn revert(&self, admitted: &Admitted) {
+        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let stored = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            match pending.get(&admitted.key) {
+                Some(p) if p.seq == admitted.seq => pending.remove(&admitted.key).map(|p| p.stored),
+                // A later admission of the same object owns the entry now.
+                _ => None,
+            }
+        };
+        let Some(stored) = stored else {
+            return;
+        };
+        let mut affected = self
+            .set(&mut snap, &admitted.key, stored)
+            .unwrap_or_default();
+        drop(snap);
+        affected.extend(admitted.parents.iter().cloned());
+        self.announce(Some(affected));
+    }
+
+    /// Admissions pending for longer than `grace`: the caller asks the apiserver what is stored
+    /// and calls [`Catalog::settle`].
+    pub fn pending_older_than(&self, grace: Duration) -> Vec<ObjectKey> {
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() >= grace)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Number of admissions not yet seen stored.
+    pub fn pending_count(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The apiserver's answer (read live, defaulted by the caller) for a pending admission:
+    /// what it says is stored replaces the admitted version, whatever it is. An admission that
+    /// was refused later in the apiserver's chain ends here.
+    pub fn settle(&self, key: &ObjectKey, live: Option<Object>) {
+        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        if self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)
+            .is_none()
+        {
+            return;
+        }
+        let affected = self.set(&mut snap, key, live);
         drop(snap);
         self.announce(affected);
     }
@@ -204,34 +391,40 @@ impl Catalog {
     }
 
     /// Replace every object of `kind` (an [`Object::kind_name`]) with `objects` (defaulted by
-    /// the caller), in one step: what a full re-list of a watch says is the whole truth.
+    /// the caller), in one step: what a full re-list of a watch says is the whole truth (but
+    /// for pending admissions, as in [`Catalog::upsert`]).
     pub fn replace_kind(&self, kind: &str, objects: Vec<Object>) {
         let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        let mut affected = self.subscribed().then(BTreeSet::new);
-        let keep: BTreeSet<Key> = objects
-            .iter()
+        let mut listed: HashMap<ObjectKey, Object> = objects
+            .into_iter()
             .filter(|o| o.kind_name() == kind)
-            .map(|o| (o.namespace().to_string(), o.name().to_string()))
+            .map(|o| (object_key(&o), o))
             .collect();
-        for (namespace, name) in snap.keys(kind) {
-            if !keep.contains(&(namespace.clone(), name.clone()))
-                && let Some(gone) = placeholder(kind, &namespace, &name)
+        let mut keys: BTreeSet<ObjectKey> = snap
+            .keys(kind)
+            .into_iter()
+            .filter_map(|(ns, name)| placeholder(kind, &ns, &name).map(|p| object_key(&p)))
+            .collect();
+        keys.extend(listed.keys().cloned());
+        let mut affected = self.subscribed().then(BTreeSet::new);
+        for key in keys {
+            let obj = listed.remove(&key);
             {
-                if let Some(a) = affected.as_mut() {
-                    a.extend(affected_parents(&snap, &gone));
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(p) = pending.get_mut(&key) {
+                    if obj.as_ref().is_some_and(|o| same_content(o, &p.admitted)) {
+                        pending.remove(&key);
+                    } else {
+                        p.stored = obj;
+                        continue;
+                    }
                 }
-                snap.remove(&gone);
             }
-        }
-        for o in objects {
             // Unchanged objects (most of a re-list) affect nothing.
-            let unchanged = snap_has_equal(&snap, &o);
-            if let Some(a) = affected.as_mut().filter(|_| !unchanged) {
-                a.extend(affected_parents(&snap, &o));
-            }
-            snap.insert(o.clone());
-            if let Some(a) = affected.as_mut().filter(|_| !unchanged) {
-                a.extend(affected_parents(&snap, &o));
+            if let Some(a) = self.set(&mut snap, &key, obj)
+                && let Some(all) = affected.as_mut()
+            {
+                all.extend(a);
             }
         }
         drop(snap);
@@ -295,18 +488,6 @@ impl Catalog {
             self.upsert(default_object(o, &self.opts));
         }
         true
-    }
-}
-
-/// Does `snap` hold exactly `obj` already?
-fn snap_has_equal(snap: &Snapshot, obj: &Object) -> bool {
-    let (ns, name) = (obj.namespace(), obj.name());
-    match obj {
-        Object::ExternalService(o) => snap.external_service(ns, name) == Some(o),
-        Object::VirtualGateway(o) => snap.virtual_gateway(ns, name) == Some(o),
-        Object::AccessPolicy(o) => snap.access_policy(ns, name) == Some(o),
-        Object::Service(o) => snap.service(ns, name) == Some(o),
-        Object::ServiceAccount(o) => snap.service_account(ns, name) == Some(o),
     }
 }
 

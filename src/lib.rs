@@ -2,7 +2,8 @@
 //! admitted, defaulted, validated and expanded into Istio objects.
 //!
 //! `api` holds the types, `core` the pure logic (no I/O), `istio` the generated Istio objects,
-//! `load` the reading of input files, `cli` the commands (the top: nothing else imports it).
+//! `load` the reading of input files, `controller` the companions in the cluster, `metrics` the
+//! process's metrics, `cli` the commands (the top: nothing else imports it).
 
 pub mod admission;
 pub mod api;
@@ -11,8 +12,10 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod companions;
+pub mod controller;
 pub mod controlplane;
 pub mod core;
 pub mod crds;
 pub mod istio;
 pub mod load;
+pub mod metrics;

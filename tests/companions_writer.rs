@@ -1,13 +1,18 @@
-//! The companion writer against a real kube-apiserver with the real Istio CRDs: server-side
-//! apply with strict validation, prune, conflicts with objects we do not manage, and rollback
-//! when the apiserver (here a real ValidatingAdmissionPolicy) refuses one write.
+//! The controller's writer against a real kube-apiserver with the real Istio CRDs: the plan
+//! computed against the observed (watched) companions, server-side apply with strict validation,
+//! prune, conflicts with objects we do not manage, and rollback when the apiserver (here a real
+//! ValidatingAdmissionPolicy) refuses one write.
 
 mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use egress_webhook::companions::{SyncError, Writer};
+use egress_webhook::controller::{
+    observed::Observed,
+    plan::plan,
+    writer::{Report, WriteError, Writer},
+};
 use egress_webhook::controlplane::{ControlPlane, Options as CpOptions};
 use egress_webhook::core::{
     Object, Options, Snapshot,
@@ -15,6 +20,7 @@ use egress_webhook::core::{
     expand::{ParentRef, expand, expand_parents},
     object::GlooKind,
 };
+use egress_webhook::istio::IstioObject;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 fn skip() -> bool {
@@ -41,6 +47,41 @@ fn all_parents(objects: &[Object]) -> BTreeSet<ParentRef> {
                 .map(|k| ParentRef::new(k, o.namespace(), o.name()))
         })
         .collect()
+}
+
+/// Make the companions of `parents` exactly `desired`, as admission does: plan against the
+/// watched companions, send, and roll back on failure. Waits for the watches to show the result.
+async fn sync(
+    writer: &Writer,
+    observed: &Observed,
+    desired: &[IstioObject],
+    parents: &BTreeSet<ParentRef>,
+    deadline: Duration,
+) -> Result<Report, WriteError> {
+    let current =
+        |o: &Observed| -> Vec<_> { parents.iter().flat_map(|p| o.of_parent(p)).collect() };
+    let steps = plan(desired, &current(observed));
+    let mut undo = Vec::new();
+    let result = writer
+        .run(
+            &steps,
+            Some(tokio::time::Instant::now() + deadline),
+            &mut undo,
+        )
+        .await;
+    if result.is_err() {
+        writer.rollback(undo, Duration::from_secs(2)).await;
+    }
+    // The watches catch up (what the next plan is computed from).
+    let want: &[IstioObject] = if result.is_ok() { desired } else { &[] };
+    for _ in 0..100 {
+        let left = plan(want, &current(observed));
+        if result.is_ok() && left.is_empty() || result.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    result
 }
 
 fn names(cp: &ControlPlane, kind: &str) -> Vec<String> {
@@ -76,7 +117,14 @@ async fn writes_prunes_refuses_conflicts_and_rolls_back() {
     for ns in ["istio-egress", "global", "bookinfo"] {
         cp.kubectl_ok(&["create", "namespace", ns]).unwrap();
     }
-    let writer = Writer::new(client(&cp).await);
+    let client = client(&cp).await;
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (observed, _watches) = Observed::start(client.clone(), tx);
+    while !observed.is_synced() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = std::sync::Arc::new(egress_webhook::metrics::Metrics::new());
+    let writer = Writer::new(client, metrics.clone(), observed.clone());
     let opts = Options::default();
     let deadline = Duration::from_secs(8);
 
@@ -85,8 +133,7 @@ async fn writes_prunes_refuses_conflicts_and_rolls_back() {
     let snap = snapshot(seed.clone(), &opts);
     let desired = expand(&snap, &opts);
     let parents = all_parents(&seed);
-    let report = writer
-        .sync(&desired, &parents, deadline)
+    let report = sync(&writer, &observed, &desired, &parents, deadline)
         .await
         .expect("sync of the running example");
     assert_eq!(report.created.len(), desired.len());
@@ -100,11 +147,10 @@ async fn writes_prunes_refuses_conflicts_and_rolls_back() {
     );
 
     // 2. Idempotent: the same set again creates and deletes nothing.
-    let again = writer.sync(&desired, &parents, deadline).await.unwrap();
-    assert!(
-        again.created.is_empty() && again.deleted.is_empty(),
-        "{again:?}"
-    );
+    let again = sync(&writer, &observed, &desired, &parents, deadline)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
 
     // 3. Without the AccessPolicy its policy goes and the ExternalService's open rule comes.
     let without_ap: Vec<Object> = seed
@@ -114,7 +160,9 @@ async fn writes_prunes_refuses_conflicts_and_rolls_back() {
         .collect();
     let snap2 = snapshot(without_ap, &opts);
     let desired2 = expand_parents(&snap2, &opts, &parents);
-    let r = writer.sync(&desired2, &parents, deadline).await.unwrap();
+    let r = sync(&writer, &observed, &desired2, &parents, deadline)
+        .await
+        .unwrap();
     assert_eq!(
         r.deleted,
         ["AuthorizationPolicy istio-egress/accesspolicy-egress-access-policy-istio-egressgateway"]
@@ -141,11 +189,16 @@ async fn writes_prunes_refuses_conflicts_and_rolls_back() {
         "api.github.com",
     )]
     .into();
-    let err = writer
-        .sync(&expand_parents(&snap3, &opts, &p3), &p3, deadline)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, SyncError::Conflict { .. }), "{err}");
+    let err = sync(
+        &writer,
+        &observed,
+        &expand_parents(&snap3, &opts, &p3),
+        &p3,
+        deadline,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, WriteError::Conflict(_)), "{err}");
     assert!(
         err.to_string().contains(
             "DestinationRule global/externalservice-api-github-com-global-api-github-com-tls"
@@ -196,14 +249,14 @@ async fn writes_prunes_refuses_conflicts_and_rolls_back() {
     // The policy takes a moment to be loaded by the apiserver: retry until it refuses.
     let mut refused = None;
     for _ in 0..50 {
-        match writer.sync(&want, &p4, deadline).await {
+        match sync(&writer, &observed, &want, &p4, deadline).await {
             Err(e) => {
                 refused = Some(e);
                 break;
             }
             Ok(_) => {
                 // Not enforced yet: remove what was written and try again.
-                writer.sync(&[], &p4, deadline).await.unwrap();
+                sync(&writer, &observed, &[], &p4, deadline).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -224,6 +277,12 @@ async fn writes_prunes_refuses_conflicts_and_rolls_back() {
         !names(&cp, "destinationrules")
             .iter()
             .any(|n| n.contains("deny-me"))
+    );
+    // Every request was counted: nothing was sent that is not in the metric.
+    let text = metrics.render();
+    assert!(
+        text.contains("egress_webhook_companion_writes_total{kind=\"ServiceEntry\",op=\"create\"}"),
+        "{text}"
     );
     drop(cp);
 }

@@ -21,8 +21,8 @@ use axum::{
 use crate::catalog::Catalog;
 use crate::core::Options;
 
-use super::metrics::{EndpointLabels, FindingLabels, KindLabels, Metrics, RequestLabels};
 use super::review::{self, Endpoint, ReviewOut};
+use crate::metrics::{EndpointLabels, FindingLabels, KindLabels, Metrics, RequestLabels};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -43,7 +43,8 @@ pub struct AppState {
 
 /// What the validating webhook needs to write companions and guard them.
 pub struct CompanionWrites {
-    pub writer: crate::companions::Writer,
+    /// The one writer of companions (admission's writes go through it too).
+    pub controller: Arc<crate::controller::Controller>,
     /// Identities allowed to change generated objects (ours).
     pub guard_identities: Vec<String>,
     /// Budget for the writes of one review, well under the apiserver's timeoutSeconds.
@@ -201,7 +202,7 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
         // Within what is left of the review's deadline: the answer must reach the apiserver
         // before it gives up (the writer rolls back what it wrote when time runs out).
         let budget = c.deadline.min(limit.saturating_sub(started.elapsed()));
-        write_companions(&st, c, obj, budget, &mut outcome).await;
+        write_companions(c, obj, budget, &mut outcome).await;
     }
     let elapsed = started.elapsed();
     let span = tracing::info_span!(
@@ -252,40 +253,30 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
 
 /// Write the companions of everything the admitted object affects, before answering. The
 /// validating phase is the right one: the object is final (every mutation applied), and a
-/// failure here can still deny it. On failure the writer has undone its writes.
+/// failure here can still deny it. On failure the controller has undone the writes.
 async fn write_companions(
-    st: &AppState,
     c: &CompanionWrites,
     obj: crate::core::Object,
     budget: Duration,
     outcome: &mut review::Outcome,
 ) {
-    use crate::core::expand::{affected_parents, expand_parents};
-    // The snapshot as it will be once the object is stored: the object is swapped in and the
-    // stored version put back under one write lock, O(log n) instead of cloning the catalog.
-    let (desired, parents) = st.catalog.with_object(&obj, |before, after| {
-        let mut parents = before;
-        parents.extend(affected_parents(after, &obj));
-        (expand_parents(after, &st.opts, &parents), parents)
-    });
-    match c.writer.sync(&desired, &parents, budget).await {
-        Ok(report) => st.metrics.record_sync(&report),
-        Err(e) => {
-            let (code, reason) = match e {
-                crate::companions::SyncError::Conflict { .. } => (409, "Conflict"),
-                _ => (500, "InternalError"),
-            };
-            if code == 409 {
-                st.metrics
-                    .reconcile
-                    .get_or_create(&super::metrics::ReconcileLabels {
-                        outcome: "conflict".into(),
-                    })
-                    .inc();
+    let create = outcome.operation == "CREATE";
+    if let Err(e) = c.controller.write_admitted(obj, create, budget).await {
+        let (code, reason) = match e {
+            crate::controller::AdmitError::Write(crate::controller::WriteError::Conflict(_)) => {
+                (409, "Conflict")
             }
-            let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
-            outcome.deny(code, reason, format!("{id}: the companion Istio objects could not be written, nothing was changed: {e}"));
-        }
+            crate::controller::AdmitError::Busy => (429, "TooManyRequests"),
+            _ => (500, "InternalError"),
+        };
+        let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
+        outcome.deny(
+            code,
+            reason,
+            format!(
+                "{id}: the companion Istio objects could not be written, nothing was changed: {e}"
+            ),
+        );
     }
 }
 
@@ -320,7 +311,12 @@ pub async fn healthz() -> &'static str {
 
 pub async fn readyz(State(st): State<AppState>) -> Response {
     let cert = st.cert_loaded.load(Ordering::SeqCst);
-    let synced = st.catalog.is_synced();
+    // With companions, the controller's watches count too: it writes nothing before they list.
+    let synced = st.catalog.is_synced()
+        && st
+            .companions
+            .as_ref()
+            .is_none_or(|c| c.controller.is_ready());
     let stopping = st.shutting_down.load(Ordering::SeqCst);
     if cert && synced && !stopping {
         (StatusCode::OK, "ok").into_response()

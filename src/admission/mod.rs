@@ -6,7 +6,6 @@
 
 pub mod handlers;
 pub mod limits;
-pub mod metrics;
 pub mod review;
 pub mod server;
 pub mod tls;

@@ -21,11 +21,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::catalog::Catalog;
 use crate::core::Options;
+use crate::metrics::Metrics;
 
 use super::{
     handlers::{self, AppState},
     limits::ConnectionLimit,
-    metrics::Metrics,
     tls::{self, CertFiles},
 };
 
@@ -54,23 +54,8 @@ pub struct ServeConfig {
     pub h2_keepalive_timeout: Duration,
     /// Write (and guard) companions: set when the catalog comes from the cluster.
     pub companions: Option<Arc<handlers::CompanionWrites>>,
-    /// Run the reconcile loop with this client (and resync interval) beside the server.
-    pub reconcile: Option<ReconcileWith>,
-}
-
-/// The reconcile loop's client (the webhook's own identity) and full-resync interval.
-#[derive(Clone)]
-pub struct ReconcileWith {
-    pub client: kube::Client,
-    pub resync: Duration,
-}
-
-impl std::fmt::Debug for ReconcileWith {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReconcileWith")
-            .field("resync", &self.resync)
-            .finish_non_exhaustive()
-    }
+    /// The registry to record into (shared with the controller); a new one when `None`.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl ServeConfig {
@@ -91,7 +76,7 @@ impl ServeConfig {
             h2_keepalive_interval: Duration::from_secs(30),
             h2_keepalive_timeout: Duration::from_secs(10),
             companions: None,
-            reconcile: None,
+            metrics: None,
         }
     }
 }
@@ -174,7 +159,7 @@ pub async fn start(
     opts: Options,
 ) -> Result<Running, ServeError> {
     let loaded = tls::load(&cfg.cert)?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = cfg.metrics.clone().unwrap_or_default();
     if let Some(t) = loaded.not_after {
         metrics.cert_expiry.set(t);
     }
@@ -188,21 +173,6 @@ pub async fn start(
         max_body_bytes: cfg.max_body_bytes,
         companions: cfg.companions.clone(),
     };
-    // The reconcile loop shares the server's catalog, writer and metrics.
-    let reconciler = match (&cfg.reconcile, &cfg.companions) {
-        (Some(ReconcileWith { client, resync }), Some(c)) => Some(
-            crate::companions::reconcile::Reconciler {
-                catalog: state.catalog.clone(),
-                writer: c.writer.clone(),
-                client: client.clone(),
-                opts: state.opts.clone(),
-                metrics: metrics.clone(),
-                resync: *resync,
-            }
-            .spawn(),
-        ),
-        _ => None,
-    };
     let rustls = RustlsConfig::from_config(loaded.config);
     let watcher = tokio::spawn(tls::watch(
         cfg.cert.clone(),
@@ -211,7 +181,12 @@ pub async fn start(
         cfg.cert_poll_interval,
         {
             let metrics = metrics.clone();
-            move |event| metrics.cert_reloaded(event)
+            move |event| {
+                metrics.cert_reloaded(match event {
+                    tls::Reload::Loaded { not_after } => Some(not_after),
+                    tls::Reload::Failed => None,
+                })
+            }
         },
     ));
 
@@ -321,9 +296,6 @@ pub async fn start(
             let _ = t.await;
         }
         watcher.abort();
-        if let Some(r) = reconciler {
-            r.abort();
-        }
         tracing::info!("shutdown complete");
     });
     Ok(Running {

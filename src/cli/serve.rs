@@ -39,9 +39,20 @@ pub struct ServeArgs {
     /// With a cluster: budget for the companion writes of one review (under timeoutSeconds).
     #[arg(long, value_parser = parse_duration, default_value = "6s")]
     pub write_timeout: Duration,
-    /// With a cluster: full resync interval of the reconcile loop (it also reacts to changes).
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    /// With a cluster: how often the controller compares every parent with its companions (in
+    /// memory; it also reacts to every change as it happens).
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
     pub resync: Duration,
+    /// With a cluster: elect one reconciling replica with a Lease (every replica admits). With
+    /// `--leader-elect=false` this process reconciles alone: run a single replica then.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Namespace of the controller's Lease (`egress-webhook-controller`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = crate::cluster::webhook::DEFAULT_NAMESPACE)]
+    pub lease_namespace: String,
+    /// Parents reconciled at once.
+    #[arg(long, default_value_t = 8)]
+    pub controller_concurrency: usize,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Bodies above this many bytes get 413.
@@ -156,12 +167,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let (catalog, source) = cluster::catalog::cluster_catalog(client.clone(), &opts);
         _source = Some(source);
-        companions = Some(crate::companions::cluster_settings(
+        let settings = crate::controller::Settings {
+            resync: args.resync,
+            concurrency: args.controller_concurrency,
+            election: args
+                .leader_elect
+                .then(|| crate::controller::leader::Election {
+                    namespace: args.lease_namespace.clone(),
+                    identity: crate::controller::leader::default_identity(),
+                }),
+        };
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let running = crate::controller::Controller::start(
             client,
-            args.writer_identities.clone(),
-            args.write_timeout,
-            args.resync,
-        ));
+            catalog.clone(),
+            opts.clone(),
+            metrics.clone(),
+            settings,
+        );
+        let writes = Arc::new(crate::admission::handlers::CompanionWrites {
+            controller: running.controller.clone(),
+            guard_identities: args.writer_identities.clone(),
+            deadline: args.write_timeout,
+        });
+        companions = Some((writes, metrics, running));
         tracing::info!("watching the cluster; /readyz turns true when the catalog is synced");
         catalog
     };
@@ -181,14 +210,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     cfg.shutdown_delay = args.shutdown_delay;
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.cert_poll_interval = args.cert_poll_interval;
-    if let Some((writes, reconcile)) = companions {
+    let mut controller = None;
+    if let Some((writes, metrics, running)) = companions {
         cfg.companions = Some(writes);
-        cfg.reconcile = Some(reconcile);
+        cfg.metrics = Some(metrics);
+        controller = Some(running);
     }
     let mut running = crate::admission::start(cfg, catalog, opts).await?;
     tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, "serving /mutate and /validate");
     shutdown_signal().await;
     running.shutdown();
     (&mut running.done).await?;
+    // Give the Lease up, so that another replica takes over at once.
+    if let Some(c) = controller {
+        c.stop().await;
+    }
     Ok(())
 }

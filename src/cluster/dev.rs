@@ -128,6 +128,7 @@ enum Webhook {
         running: Running,
         source: ClusterSource,
         catalog: Arc<Catalog>,
+        controller: Box<crate::controller::Running>,
     },
     Process {
         child: Managed,
@@ -200,22 +201,34 @@ impl DevCluster {
         let mut spawner = None;
         let (webhook, webhook_addr) = match &opts.webhook {
             WebhookMode::InProcess => {
-                let (running, source, catalog) = runtime.block_on(async {
+                let (running, source, catalog, controller) = runtime.block_on(async {
                     let client = client_from_kubeconfig(&user.kubeconfig).await?;
                     let (catalog, source) = cluster_catalog(client.clone(), &core);
                     let mut cfg = ServeConfig::new(([127, 0, 0, 1], 0).into(), cert_files);
-                    let (writes, reconcile) = crate::companions::cluster_settings(
+                    let metrics = Arc::new(crate::metrics::Metrics::new());
+                    let controller = crate::controller::Controller::start(
                         client,
-                        vec![IDENTITY.to_string()],
-                        Duration::from_secs(6),
-                        Duration::from_secs(30),
+                        catalog.clone(),
+                        core.clone(),
+                        metrics.clone(),
+                        crate::controller::Settings {
+                            election: Some(crate::controller::leader::Election {
+                                namespace: opts.own_namespace.clone(),
+                                identity: crate::controller::leader::default_identity(),
+                            }),
+                            ..Default::default()
+                        },
                     );
-                    cfg.companions = Some(writes);
-                    cfg.reconcile = Some(reconcile);
+                    cfg.companions = Some(Arc::new(crate::admission::handlers::CompanionWrites {
+                        controller: controller.controller.clone(),
+                        guard_identities: vec![IDENTITY.to_string()],
+                        deadline: Duration::from_secs(6),
+                    }));
+                    cfg.metrics = Some(metrics);
                     cfg.shutdown_delay = Duration::ZERO;
                     cfg.shutdown_grace = Duration::from_secs(2);
                     let running = admission::start(cfg, catalog.clone(), core.clone()).await?;
-                    Ok::<_, DevError>((running, source, catalog))
+                    Ok::<_, DevError>((running, source, catalog, controller))
                 })?;
                 let addr = running.addr;
                 poll(
@@ -235,6 +248,7 @@ impl DevCluster {
                         running,
                         source,
                         catalog,
+                        controller: Box::new(controller),
                     },
                     addr,
                 )
@@ -481,6 +495,7 @@ impl DevCluster {
             Webhook::InProcess {
                 mut running,
                 mut source,
+                controller,
                 ..
             } => {
                 source.stop();
@@ -492,6 +507,8 @@ impl DevCluster {
                     let _ = rt.block_on(async {
                         tokio::time::timeout(Duration::from_secs(10), done).await
                     });
+                    // Gives the Lease up.
+                    rt.block_on(controller.stop());
                 }
                 running.done.abort();
                 Ok(())

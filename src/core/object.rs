@@ -17,6 +17,16 @@ pub enum GlooKind {
 }
 
 impl GlooKind {
+    /// The kind named `name` (as [`GlooKind::as_str`]).
+    pub fn from_name(name: &str) -> Option<GlooKind> {
+        match name {
+            "ExternalService" => Some(GlooKind::ExternalService),
+            "VirtualGateway" => Some(GlooKind::VirtualGateway),
+            "AccessPolicy" => Some(GlooKind::AccessPolicy),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             GlooKind::ExternalService => "ExternalService",
@@ -120,6 +130,16 @@ impl Object {
             Object::AccessPolicy(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::ServiceAccount(o) => &o.metadata,
+        }
+    }
+
+    pub fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Object::ExternalService(o) => &mut o.metadata,
+            Object::VirtualGateway(o) => &mut o.metadata,
+            Object::AccessPolicy(o) => &mut o.metadata,
+            Object::Service(o) => &mut o.metadata,
+            Object::ServiceAccount(o) => &mut o.metadata,
         }
     }
 

@@ -47,6 +47,10 @@ pub struct Snapshot {
     ap_dest_by_labels: BTreeSet<DestRef>,
     services_by_ns: HashMap<String, BTreeSet<String>>,
     service_accounts_by_ns: HashMap<String, BTreeSet<String>>,
+    /// Namespace named by a ServiceAccount or SERVICE destination selector of an AccessPolicy → those
+    /// policies ("" = a selector without namespace): which policies a ServiceAccount or Service
+    /// change can touch, without scanning every policy.
+    ap_by_selected_namespace: HashMap<String, BTreeSet<Key>>,
     /// Name → namespaces, for selectors that name an object in any namespace.
     es_namespaces_by_name: HashMap<String, BTreeSet<String>>,
     sa_namespaces_by_name: HashMap<String, BTreeSet<String>>,
@@ -174,6 +178,12 @@ impl Snapshot {
                         }
                     }
                 }
+                for ns in selected_namespaces(&ap) {
+                    self.ap_by_selected_namespace
+                        .entry(ns)
+                        .or_default()
+                        .insert(k.clone());
+                }
                 self.access_policies.insert(k, ap);
             }
             Object::Service(svc) => {
@@ -230,6 +240,9 @@ impl Snapshot {
                                 &(k.clone(), i),
                             ),
                         }
+                    }
+                    for ns in selected_namespaces(&old) {
+                        remove_from(&mut self.ap_by_selected_namespace, &ns, &k);
                     }
                 }
             }
@@ -423,6 +436,18 @@ impl Snapshot {
         }
     }
 
+    /// AccessPolicies with a ServiceAccount or SERVICE selector that may pick an object in
+    /// `namespace` (the selector names that namespace, or none). A superset: callers match.
+    pub fn access_policies_selecting_in(&self, namespace: &str) -> Vec<&AccessPolicy> {
+        let mut keys: BTreeSet<&Key> = BTreeSet::new();
+        for ns in [namespace, ""] {
+            keys.extend(self.ap_by_selected_namespace.get(ns).into_iter().flatten());
+        }
+        keys.into_iter()
+            .filter_map(|k| self.access_policies.get(k))
+            .collect()
+    }
+
     /// ServiceAccounts an identity selector picks (omitted namespace = any namespace).
     pub fn service_accounts_selected(&self, sel: &ObjectSelector) -> Vec<&ServiceAccount> {
         if !selectors::is_local_cluster(text(&sel.cluster), &self.cluster) {
@@ -484,6 +509,40 @@ fn gateway_refs(es: &ExternalService, cluster: &str) -> Vec<Key> {
         }
     }
     out
+}
+
+/// The ServiceAccount selectors of every authorization entry of an AccessPolicy
+/// (`allowedClients[].serviceAccountSelector`).
+pub fn identity_selectors(ap: &AccessPolicy) -> Vec<&ObjectSelector> {
+    let Some(config) = &ap.spec.config else {
+        return Vec::new();
+    };
+    config
+        .authz
+        .iter()
+        .chain(list(&config.authz_list))
+        .flat_map(|e| list(&e.allowed_clients))
+        .filter_map(|c| c.service_account_selector.as_ref())
+        .collect()
+}
+
+/// The selectors of `applyToDestinations` entries of kind SERVICE: the policies that read
+/// Services (`applyToWorkloads` select pods by label and read none).
+pub fn service_selectors(ap: &AccessPolicy) -> Vec<&ObjectSelector> {
+    list(&ap.spec.apply_to_destinations)
+        .iter()
+        .filter(|d| text(&d.kind) == "SERVICE")
+        .map(|d| d.selector.as_ref().unwrap_or(&ANY))
+        .collect()
+}
+
+/// The namespaces an AccessPolicy's ServiceAccount and workload selectors name ("" for none).
+fn selected_namespaces(ap: &AccessPolicy) -> BTreeSet<String> {
+    identity_selectors(ap)
+        .into_iter()
+        .chain(service_selectors(ap))
+        .map(|sel| text(&sel.namespace).to_string())
+        .collect()
 }
 
 /// `applyToDestinations` entries of kind EXTERNAL_SERVICE, with their index.

@@ -135,6 +135,39 @@ fn bind<'a>(
 
 /// An http listener with ISTIO_MUTUAL TLS: the only kind sidecars can hand egress traffic to
 /// with their mesh identity (which the AuthorizationPolicy checks).
+/// The selectors a VirtualGateway picks its gateway Services with: every KUBE workload's, or
+/// everything in its namespace when it has no `workloads`.
+fn workload_selectors(vg: &VirtualGateway) -> Vec<&ObjectSelector> {
+    static EVERYTHING: ObjectSelector = ObjectSelector {
+        labels: None,
+        name: None,
+        namespace: None,
+        cluster: None,
+        workspace: None,
+    };
+    match &vg.spec.workloads {
+        None => vec![&EVERYTHING],
+        Some(w) => w
+            .iter()
+            .filter(|w| matches!(text(&w.kind), "" | "KUBE"))
+            .filter_map(|w| w.selector.as_ref())
+            .collect(),
+    }
+}
+
+/// Does one of the VirtualGateway's workload selectors pick the Service `namespace/name`? (The
+/// selectors `gateway_service` chooses the gateway Service from, whatever the listener.)
+pub fn selects_service(vg: &VirtualGateway, snap: &Snapshot, namespace: &str, name: &str) -> bool {
+    let vg_ns = vg.metadata.namespace.as_deref().unwrap_or("default");
+    let selectors = workload_selectors(vg);
+    selectors.into_iter().any(|sel| {
+        snap.services_selected(sel, vg_ns).into_iter().any(|svc| {
+            svc.metadata.namespace.as_deref().unwrap_or("default") == namespace
+                && svc.metadata.name.as_deref() == Some(name)
+        })
+    })
+}
+
 pub fn is_egress_listener(l: &Listener) -> bool {
     l.http.is_some()
         && l.tls
@@ -170,15 +203,7 @@ fn gateway_service<'a>(
     snap: &'a Snapshot,
 ) -> Option<(&'a Service, BTreeMap<String, String>)> {
     let vg_ns = vg.metadata.namespace.as_deref().unwrap_or("default");
-    let everything = ObjectSelector::default();
-    let selectors: Vec<&ObjectSelector> = match &vg.spec.workloads {
-        None => vec![&everything],
-        Some(w) => w
-            .iter()
-            .filter(|w| matches!(text(&w.kind), "" | "KUBE"))
-            .filter_map(|w| w.selector.as_ref())
-            .collect(),
-    };
+    let selectors = workload_selectors(vg);
     let mut candidates: Vec<(&Service, BTreeMap<String, String>)> = Vec::new();
     for sel in selectors {
         for svc in snap.services_selected(sel, vg_ns) {

@@ -122,8 +122,12 @@ fn of_access_policy(ap: &AccessPolicy, snap: &Snapshot, opts: &Options) -> Vec<I
 ///   VirtualGateways it routes through (Gateway server hosts), the AccessPolicies selecting it.
 /// - VirtualGateway: itself, the ExternalServices routed through it, and their AccessPolicies.
 /// - AccessPolicy: itself, and the ExternalServices it selects (their open rule comes or goes).
-/// - Service / ServiceAccount: the VirtualGateways / AccessPolicies that may select them
-///   (found by scanning; these changes come from the reconciler, not the admission hot path).
+/// - Service: the VirtualGateways whose workloads select it (with their ExternalServices and
+///   those ExternalServices' AccessPolicies), and AccessPolicies with SERVICE destinations that
+///   may select it.
+/// - ServiceAccount: the AccessPolicies whose clients select it. Called on the snapshot before
+///   and after a change, a label change that moves an account in or out of a selector counts.
+///   A Service or ServiceAccount that nothing selects affects no parent at all.
 pub fn affected_parents(snap: &Snapshot, obj: &Object) -> BTreeSet<ParentRef> {
     let mut out = BTreeSet::new();
     match obj {
@@ -150,15 +154,49 @@ pub fn affected_parents(snap: &Snapshot, obj: &Object) -> BTreeSet<ParentRef> {
                 }
             }
         }
-        Object::Service(_) => {
+        Object::Service(svc) => {
+            let (ns, name) = (
+                svc.metadata.namespace.as_deref().unwrap_or("default"),
+                svc.metadata.name.as_deref().unwrap_or(""),
+            );
+            // Gateways whose workloads select this Service (the gateway Service: ports, host).
             for vg in snap.virtual_gateways() {
-                out.insert(ParentRef::of(GlooKind::VirtualGateway, &vg.metadata));
-                add_gateway_users(snap, vg, &mut out);
+                if bindings::selects_service(vg, snap, ns, name) {
+                    out.insert(ParentRef::of(GlooKind::VirtualGateway, &vg.metadata));
+                    add_gateway_users(snap, vg, &mut out);
+                }
+            }
+            // Policies with SERVICE destinations that may select it.
+            for ap in snap.access_policies_selecting_in(ns) {
+                if !super::snapshot::service_selectors(ap).is_empty() {
+                    out.insert(ParentRef::of(GlooKind::AccessPolicy, &ap.metadata));
+                }
             }
         }
-        Object::ServiceAccount(_) => {
-            for ap in snap.access_policies() {
-                out.insert(ParentRef::of(GlooKind::AccessPolicy, &ap.metadata));
+        Object::ServiceAccount(sa) => {
+            let (ns, name) = (
+                sa.metadata.namespace.as_deref().unwrap_or("default"),
+                sa.metadata.name.as_deref().unwrap_or(""),
+            );
+            // Only the policies whose clients select this account: its principal comes or goes.
+            for ap in snap.access_policies_selecting_in(ns) {
+                let selects = super::snapshot::identity_selectors(ap)
+                    .into_iter()
+                    .any(|sel| {
+                        crate::core::selectors::is_local_cluster(
+                            crate::api::text(&sel.cluster),
+                            snap.cluster(),
+                        ) && crate::core::selectors::object_selector_matches(
+                            sel,
+                            None,
+                            ns,
+                            name,
+                            sa.metadata.labels.as_ref(),
+                        )
+                    });
+                if selects {
+                    out.insert(ParentRef::of(GlooKind::AccessPolicy, &ap.metadata));
+                }
             }
         }
     }

@@ -1,6 +1,10 @@
-//! Prometheus metrics of the admission server (text exposition format on `/metrics`).
+//! Prometheus metrics of the process (text exposition format on `/metrics`): the admission
+//! server's and the companion controller's. A module of its own so that both record into one
+//! registry without importing each other.
+//!
+//! Label values are never taken from a request body: every label is one of a fixed set (kinds we
+//! write, operations, verdicts, rule ids of the catalogue).
 
-use super::tls::Reload;
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -44,6 +48,18 @@ pub struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ParentKindLabels {
+    /// ExternalService, VirtualGateway or AccessPolicy
+    pub parent_kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerbLabels {
+    /// get or list
+    pub verb: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
     /// repair (a companion put back or removed by the reconciler), orphan, conflict, error
     pub outcome: String,
@@ -60,6 +76,21 @@ pub struct Metrics {
     pub cert_expiry: Gauge,
     pub cert_reloads: Family<ResultLabels, Counter>,
     pub catalog_objects: Family<KindLabels, Gauge>,
+    /// Parents waiting in the controller's queue (scheduled, not running).
+    pub queue_depth: Gauge,
+    pub reconcile_duration: Family<ParentKindLabels, Histogram>,
+    /// Unix time at which every parent had been compared since the last full resync began.
+    pub last_resync: Gauge,
+    /// 1 while this replica holds the controller Lease.
+    pub leader: Gauge,
+    /// Reads the controller sends to the apiserver (its watches excluded): zero when idle.
+    pub controller_reads: Family<VerbLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {
@@ -132,8 +163,49 @@ impl Metrics {
             "Reconciler outcomes: repairs (drift put right), orphans removed, apply conflicts, errors",
             reconcile.clone(),
         );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "controller_queue_depth",
+            "Parents waiting for a reconcile",
+            queue_depth.clone(),
+        );
+        let reconcile_duration =
+            Family::<ParentKindLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new([
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
+            });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time to reconcile the companions of one parent (compare, and write what differs)",
+            reconcile_duration.clone(),
+        );
+        let last_resync = Gauge::default();
+        registry.register(
+            "controller_last_complete_resync_timestamp_seconds",
+            "When every parent had last been compared with its companions (Unix time)",
+            last_resync.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "controller_leader",
+            "1 while this replica holds the controller Lease and reconciles",
+            leader.clone(),
+        );
+        let controller_reads = Family::<VerbLabels, Counter>::default();
+        registry.register(
+            "controller_reads",
+            "Requests the controller sent to read from the apiserver (watches excluded), by verb",
+            controller_reads.clone(),
+        );
         Metrics {
             registry,
+            queue_depth,
+            reconcile_duration,
+            last_resync,
+            leader,
+            controller_reads,
             companion_writes,
             reconcile,
             requests,
@@ -146,16 +218,17 @@ impl Metrics {
         }
     }
 
-    /// Record a poll of the certificate files that found a change.
-    pub fn cert_reloaded(&self, event: Reload) {
-        let result = match event {
-            Reload::Loaded { not_after } => {
+    /// Record a poll of the certificate files that found a change: `Some(not_after)` when the
+    /// new files loaded (`not_after` when it could be read), `None` when they did not.
+    pub fn cert_reloaded(&self, loaded: Option<Option<i64>>) {
+        let result = match loaded {
+            Some(not_after) => {
                 if let Some(t) = not_after {
                     self.cert_expiry.set(t);
                 }
                 "loaded"
             }
-            Reload::Failed => "failed",
+            None => "failed",
         };
         self.cert_reloads
             .get_or_create(&ResultLabels {
@@ -164,23 +237,32 @@ impl Metrics {
             .inc();
     }
 
-    /// Count what one companion sync wrote, by kind and operation.
-    pub fn record_sync(&self, report: &crate::companions::SyncReport) {
-        for (op, list) in [
-            ("create", &report.created),
-            ("update", &report.updated),
-            ("delete", &report.deleted),
-        ] {
-            for id in list {
-                let kind = id.split(' ').next().unwrap_or("").to_string();
-                self.companion_writes
-                    .get_or_create(&WriteLabels {
-                        kind,
-                        op: op.into(),
-                    })
-                    .inc();
-            }
-        }
+    /// Count one companion request sent to the apiserver (`op`: create, update, delete).
+    pub fn companion_write(&self, kind: &str, op: &'static str) {
+        self.companion_writes
+            .get_or_create(&WriteLabels {
+                kind: kind.to_string(),
+                op: op.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count one reconcile outcome.
+    pub fn reconcile_outcome(&self, outcome: &'static str) {
+        self.reconcile
+            .get_or_create(&ReconcileLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count one read the controller sent (`verb`: get, list).
+    pub fn controller_read(&self, verb: &'static str) {
+        self.controller_reads
+            .get_or_create(&VerbLabels {
+                verb: verb.to_string(),
+            })
+            .inc();
     }
 
     /// Text exposition (OpenMetrics).

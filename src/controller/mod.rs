@@ -1,0 +1,337 @@
+//! The companion controller: keeps the Istio objects of every parent (ExternalService,
+//! VirtualGateway, AccessPolicy) equal to the expansion of the catalog, and is the one place
+//! that writes them, for admission and for its own reconciles alike.
+//!
+//! The invariants (DESIGN §6), and where each one lives:
+//! - **One desired state.** The catalog's snapshot, where an object admitted by this process is
+//!   visible from the moment its companions are written (the catalog's overlay), until the watch
+//!   delivers it stored or a live read says it never was (`settle`, after [`PENDING_GRACE`]).
+//! - **Observed state from watch caches** ([`observed`]): reflector stores of our companions by
+//!   label. A reconcile compares in memory ([`plan`]) and sends only what differs; idle means
+//!   zero requests, and the periodic resync is a comparison in memory.
+//! - **Per-parent serialisation** ([`locks`]): admission locks every parent its object affects,
+//!   a reconcile its one parent; the queue ([`runner`]) never runs a parent twice at once.
+//! - **Never undo what a lagging cache does not explain.** A change of a companion by anyone
+//!   but this process (a hand edit, another replica's admission) stands for
+//!   [`observed::FOREIGN_GRACE`] before it is reverted; companions of a parent the catalog does
+//!   not know are deleted only after a live read says the parent does not exist.
+//! - **Start-up**: nothing is reconciled before the catalog and every companion watch have
+//!   listed once.
+//! - **Fan-out by index**: a Service or ServiceAccount change enqueues only the parents that
+//!   select it (`core::expand::affected_parents`).
+//! - **Make-before-break**: creates and updates before deletes in every write; an
+//!   ExternalService's open rule is deleted only once the policies replacing it stand.
+//! - **One reconciler** among replicas ([`leader`]); every replica admits.
+//! - **Bounded admission writes**: an undo is recorded before its request is awaited, and the
+//!   rollback of a denied admission is bounded ([`ROLLBACK_BUDGET`]).
+
+pub mod leader;
+pub mod locks;
+pub mod observed;
+pub mod plan;
+mod reconcile;
+pub mod runner;
+pub mod writer;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
+use std::time::Duration;
+
+use kube::Client;
+use tokio::task::JoinHandle;
+
+use crate::catalog::Catalog;
+use crate::core::{
+    Object, Options,
+    expand::{ParentRef, affected_parents, expand_parents},
+};
+use crate::metrics::Metrics;
+
+use locks::ParentLocks;
+use observed::Observed;
+use runner::Queue;
+pub use writer::{Report, WriteError};
+
+/// An admitted object not seen stored after this long is looked up live.
+pub const PENDING_GRACE: Duration = Duration::from_secs(10);
+/// Upper bound for taking back the writes of a denied admission.
+pub const ROLLBACK_BUDGET: Duration = Duration::from_secs(2);
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Every parent is compared with its companions this often (in memory).
+    pub resync: Duration,
+    /// Reconciles at once.
+    pub concurrency: usize,
+    /// Leader election; `None`: this process is the only reconciler.
+    pub election: Option<leader::Election>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            resync: Duration::from_secs(300),
+            concurrency: 8,
+            election: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("the companions of the objects it affects are being written by another request; retry")]
+    Busy,
+}
+
+pub struct Controller {
+    catalog: Arc<Catalog>,
+    observed: Arc<Observed>,
+    writer: writer::Writer,
+    locks: ParentLocks,
+    opts: Options,
+    metrics: Arc<Metrics>,
+    leader: Arc<AtomicBool>,
+    queue: Queue,
+    client: Client,
+    /// Parents of the running full resync not compared yet.
+    resync_left: Mutex<HashSet<ParentRef>>,
+}
+
+/// The running controller; dropping it stops it without releasing the Lease (use `stop`).
+pub struct Running {
+    pub controller: Arc<Controller>,
+    tasks: Vec<JoinHandle<()>>,
+    elected: Option<leader::Elected>,
+}
+
+impl Running {
+    /// Stop reconciling and give up the Lease.
+    pub async fn stop(mut self) {
+        if let Some(e) = self.elected.take() {
+            e.stop(Duration::from_secs(3)).await;
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Controller {
+    /// Start the companion watches, the queue, the resync and pending-admission sweeps, and the
+    /// election, on the current tokio runtime. `catalog` must be fed by the cluster's watches.
+    pub fn start(
+        client: Client,
+        catalog: Arc<Catalog>,
+        opts: Options,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+    ) -> Running {
+        let (queue, rx) = Queue::new();
+        let (observed, mut tasks) = Observed::start(client.clone(), queue.sender());
+        let controller = Arc::new(Controller {
+            writer: writer::Writer::new(client.clone(), metrics.clone(), observed.clone()),
+            catalog: catalog.clone(),
+            observed,
+            locks: ParentLocks::default(),
+            opts,
+            metrics: metrics.clone(),
+            leader: Arc::new(AtomicBool::new(settings.election.is_none())),
+            queue: queue.clone(),
+            client: client.clone(),
+            resync_left: Mutex::default(),
+        });
+        // Catalog changes: the parents they affect.
+        let mut changes = catalog.subscribe();
+        let q = queue.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(parents) = changes.recv().await {
+                for p in parents {
+                    q.schedule(p, Duration::ZERO);
+                }
+            }
+        }));
+        // The queue, gated on every watch having listed once.
+        let (c, ready_c) = (controller.clone(), controller.clone());
+        let done_c = controller.clone();
+        tasks.push(tokio::spawn(async move {
+            let ready = async move {
+                while !ready_c.is_ready() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                tracing::info!(
+                    companions = ready_c.observed.len(),
+                    "companion watches and catalog synced: reconciling"
+                );
+                ready_c.resync();
+            };
+            runner::run(
+                queue,
+                rx,
+                settings.concurrency.max(1),
+                ready,
+                move |p| {
+                    let c = c.clone();
+                    async move { c.reconcile(p).await }
+                },
+                move |p, _| done_c.finished(p),
+            )
+            .await;
+        }));
+        // Full resync, and pending admissions looked up live.
+        let c = controller.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut resync = tokio::time::interval(settings.resync);
+            resync.tick().await;
+            let mut sweep = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = resync.tick() => if c.is_ready() { c.resync() },
+                    _ = sweep.tick() => {
+                        c.metrics.queue_depth.set(c.queue.depth() as i64);
+                        c.settle_pending().await;
+                    }
+                }
+            }
+        }));
+        let elected = settings.election.map(|election| {
+            let c = controller.clone();
+            metrics.leader.set(0);
+            leader::campaign(client, election, controller.leader.clone(), move |now| {
+                c.metrics.leader.set(i64::from(now));
+                if now && c.is_ready() {
+                    c.resync();
+                }
+            })
+        });
+        if controller.leader.load(Ordering::SeqCst) {
+            metrics.leader.set(1);
+        }
+        Running {
+            controller,
+            tasks,
+            elected,
+        }
+    }
+
+    /// The catalog and every companion watch have listed once.
+    pub fn is_ready(&self) -> bool {
+        self.catalog.is_synced() && self.observed.is_synced()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+
+    /// Compare every parent (known to the catalog, or owning stored companions) again.
+    fn resync(&self) {
+        let mut all: HashSet<ParentRef> = self.catalog.read(|s| s.parents()).into_iter().collect();
+        all.extend(self.observed.parents());
+        *self.resync_left.lock().unwrap_or_else(|e| e.into_inner()) = all.clone();
+        for p in all {
+            self.queue.schedule(p, Duration::ZERO);
+        }
+    }
+
+    fn finished(&self, p: &ParentRef) {
+        let mut left = self.resync_left.lock().unwrap_or_else(|e| e.into_inner());
+        if left.remove(p) && left.is_empty() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            self.metrics.last_resync.set(now);
+            tracing::info!("full resync complete");
+        }
+    }
+
+    /// Admissions pending for longer than [`PENDING_GRACE`]: what the apiserver has decides.
+    async fn settle_pending(&self) {
+        for key in self.catalog.pending_older_than(PENDING_GRACE) {
+            let Some(kind) = crate::core::object::GlooKind::from_name(key.0) else {
+                continue;
+            };
+            let p = ParentRef::new(kind, &key.1, &key.2);
+            self.metrics.controller_read("get");
+            match reconcile::fetch_parent(&self.client, &p).await {
+                Ok(live) => {
+                    let live = live.map(|o| crate::core::defaults::default_object(o, &self.opts));
+                    tracing::info!(parent = ?p, stored = live.is_some(), "admitted object not seen by the watch in time: settled by a live read");
+                    self.catalog.settle(&key, live);
+                }
+                Err(e) => {
+                    tracing::warn!(parent = ?p, error = %e, "live read of an admitted object failed; retrying")
+                }
+            }
+        }
+    }
+
+    /// Write the companions of everything `obj` (admitted, defaulted) affects, before admission
+    /// answers. On failure everything written is taken back (within [`ROLLBACK_BUDGET`]) and the
+    /// object leaves the desired state again.
+    pub async fn write_admitted(
+        &self,
+        obj: Object,
+        create: bool,
+        budget: Duration,
+    ) -> Result<Report, AdmitError> {
+        let deadline = tokio::time::Instant::now() + budget;
+        let mut obj = obj;
+        if create {
+            // The uid the apiserver gave an object being created is not stored yet: an owner
+            // reference to it would let the garbage collector, which checks owners live, delete
+            // the companions before the object lands. The controller adds the owner references
+            // once the watch delivers the stored object.
+            obj.meta_mut().uid = None;
+        }
+        // The parents can change between the estimate and the lock (another admission): then
+        // the estimate is taken again.
+        for _ in 0..3 {
+            let parents: BTreeSet<ParentRef> = self.catalog.with_object(&obj, |before, after| {
+                let mut p = before;
+                p.extend(affected_parents(after, &obj));
+                p
+            });
+            let held = tokio::time::timeout_at(deadline, self.locks.lock_all(&parents))
+                .await
+                .map_err(|_| AdmitError::Busy)?;
+            let admitted = self.catalog.admit(obj.clone());
+            if !admitted.parents.is_subset(&parents) {
+                self.catalog.revert(&admitted);
+                drop(held);
+                continue;
+            }
+            let desired = self
+                .catalog
+                .read(|s| expand_parents(s, &self.opts, &parents));
+            let observed: Vec<_> = parents
+                .iter()
+                .flat_map(|p| self.observed.of_parent(p))
+                .collect();
+            let steps = plan::plan(&desired, &observed);
+            let mut undo = Vec::new();
+            return match self.writer.run(&steps, Some(deadline), &mut undo).await {
+                Ok(report) => Ok(report),
+                Err(e) => {
+                    self.writer.rollback(undo, ROLLBACK_BUDGET).await;
+                    self.catalog.revert(&admitted);
+                    Err(e.into())
+                }
+            };
+        }
+        Err(AdmitError::Busy)
+    }
+}
