@@ -179,7 +179,7 @@ impl DevCluster {
         let crds = t.elapsed();
 
         let t = Instant::now();
-        let user = webhook_identity(&cp)?;
+        let user = webhook_identity(&cp, &opts.own_namespace)?;
         let tls_dir = cp.run_dir().join("webhook-tls");
         let bundle = certs::generate(&["localhost".to_string(), "127.0.0.1".to_string()], 30)?;
         certs::write(&tls_dir, &bundle)?;
@@ -269,6 +269,7 @@ impl DevCluster {
                     format!("--cluster-name={}", opts.cluster_name),
                     "--shutdown-delay=0s".into(),
                     format!("--writer-identity={IDENTITY}"),
+                    format!("--lease-namespace={}", opts.own_namespace),
                     "--shutdown-grace=2s".into(),
                 ];
                 let cmd = process::command(program, &args, &log)
@@ -561,7 +562,7 @@ impl Drop for DevCluster {
 
 /// Creates the webhook's user: the ClusterRole of the RBAC manifest, a binding to user
 /// [`IDENTITY`], and a client certificate with its kubeconfig.
-fn webhook_identity(cp: &ControlPlane) -> Result<UserCredentials, DevError> {
+fn webhook_identity(cp: &ControlPlane, own_namespace: &str) -> Result<UserCredentials, DevError> {
     let role = webhook::cluster_role().map_err(DevError::Setup)?;
     let role_name = role.metadata.name.clone().unwrap_or_default();
     let binding = json!({
@@ -571,7 +572,20 @@ fn webhook_identity(cp: &ControlPlane) -> Result<UserCredentials, DevError> {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": IDENTITY}]
     });
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": [role, binding]});
+    // The Lease of the controller's leader election lives in the webhook's own namespace.
+    let mut lease_role = webhook::leader_election_role().map_err(DevError::Setup)?;
+    lease_role["metadata"]["namespace"] = json!(own_namespace);
+    let lease_role_name = lease_role["metadata"]["name"].clone();
+    let lease_binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": format!("{}-dev-user", lease_role_name.as_str().unwrap_or("")), "namespace": own_namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": lease_role_name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": IDENTITY}]
+    });
+    let namespace =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": own_namespace}});
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [namespace, role, binding, lease_role, lease_binding]});
     let out = cp.kubectl_with_stdin(&["apply", "-f", "-"], &list.to_string())?;
     if !out.status.success() {
         return Err(DevError::Setup(format!(

@@ -281,15 +281,22 @@ pub fn manifest_yaml() -> Result<String, serde_saphyr::SerializeError> {
 
 /// The ClusterRole of [`RBAC_MANIFEST`].
 pub fn cluster_role() -> Result<ClusterRole, String> {
-    for doc in serde_saphyr::from_multiple::<serde_json::Value>(RBAC_MANIFEST)
+    let doc = rbac_document("ClusterRole")?;
+    serde_json::from_value(doc)
+        .map_err(|e| format!("manifests/deploy/10-rbac.yaml: ClusterRole: {e}"))
+}
+
+/// The leader-election Role of [`RBAC_MANIFEST`] (Leases in the webhook's namespace), as JSON.
+pub fn leader_election_role() -> Result<serde_json::Value, String> {
+    rbac_document("Role")
+}
+
+fn rbac_document(kind: &str) -> Result<serde_json::Value, String> {
+    serde_saphyr::from_multiple::<serde_json::Value>(RBAC_MANIFEST)
         .map_err(|e| format!("manifests/deploy/10-rbac.yaml: {e}"))?
-    {
-        if doc.get("kind").and_then(|k| k.as_str()) == Some("ClusterRole") {
-            return serde_json::from_value(doc)
-                .map_err(|e| format!("manifests/deploy/10-rbac.yaml: ClusterRole: {e}"));
-        }
-    }
-    Err("manifests/deploy/10-rbac.yaml has no ClusterRole".to_string())
+        .into_iter()
+        .find(|doc| doc.get("kind").and_then(|k| k.as_str()) == Some(kind))
+        .ok_or_else(|| format!("manifests/deploy/10-rbac.yaml has no {kind}"))
 }
 
 #[cfg(test)]

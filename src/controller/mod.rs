@@ -55,8 +55,11 @@ use observed::Observed;
 use runner::Queue;
 pub use writer::{Report, WriteError};
 
-/// An admitted object not seen stored after this long is looked up live.
-pub const PENDING_GRACE: Duration = Duration::from_secs(10);
+/// An admitted object not seen stored after this long is looked up live. The apiserver stores an
+/// object milliseconds after its last admission check; an object still in the admission chain
+/// after this long (another webhook close to its timeout) has its companions removed and written
+/// again when it lands: a gap, never a companion that outlives a refused parent.
+pub const PENDING_GRACE: Duration = Duration::from_secs(5);
 /// Upper bound for taking back the writes of a denied admission.
 pub const ROLLBACK_BUDGET: Duration = Duration::from_secs(2);
 

@@ -233,7 +233,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let times: Vec<Instant> = runs.lock().unwrap().iter().map(|(_, t)| *t).collect();
         assert_eq!(times.len(), 3, "{times:?}");
-        assert!(times[2] - times[1] >= Duration::from_millis(10), "after, not beside");
+        assert!(
+            times[2] - times[1] >= Duration::from_millis(10),
+            "after, not beside"
+        );
         runs.lock().unwrap().clear();
         queue.schedule(p("bad"), Duration::ZERO);
         tokio::time::sleep(Duration::from_secs(5)).await;
