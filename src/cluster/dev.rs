@@ -445,6 +445,14 @@ impl DevCluster {
         }
     }
 
+    /// The in-process webhook's metrics, as `/metrics` serves them.
+    pub fn webhook_metrics_text(&self) -> Option<String> {
+        match &self.webhook {
+            Webhook::InProcess { running, .. } => Some(running.state.metrics.render()),
+            _ => None,
+        }
+    }
+
     /// The options the webhook runs with.
     pub fn core_options(&self) -> &Options {
         &self.core

@@ -1,0 +1,385 @@
+//! The companion controller on the real control plane, as a busy cluster uses it: companions
+//! right the moment `kubectl apply` returns while other namespaces come and go, no work for
+//! objects nothing selects, one failing parent never holding up the others.
+
+mod e2e;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use e2e::{apply, eventually, kubectl, namespace, repo, shared};
+use egress_webhook::cluster::dev::DevCluster;
+use egress_webhook::core::{
+    Object, Snapshot, defaults::default_object, expand::ParentRef, expand::expand_parents,
+};
+use serde_json::Value;
+
+/// Sum of a counter family in the in-process webhook's metrics (all label sets).
+fn metric_sum(dev: &DevCluster, name: &str) -> f64 {
+    let text = dev.webhook_metrics_text().expect("in-process webhook");
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name)
+                && !l[name.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn writes(dev: &DevCluster) -> f64 {
+    metric_sum(dev, "egress_webhook_companion_writes_total")
+}
+
+fn reads(dev: &DevCluster) -> f64 {
+    metric_sum(dev, "egress_webhook_controller_reads_total")
+}
+
+/// The running example (once per cluster: every test here needs its gateway).
+fn running_example(dev: &DevCluster) {
+    let out = kubectl(
+        dev,
+        &[
+            "get",
+            "vg",
+            "-n",
+            "istio-egress",
+            "egress-vg",
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ],
+    );
+    if out.stdout.trim().is_empty() {
+        kubectl(
+            dev,
+            &["apply", "-f", repo("manifests/examples").to_str().unwrap()],
+        )
+        .expect_ok("the running example");
+    }
+}
+
+/// A VirtualGateway that exposes every host, for the parents these tests create.
+const OPEN_VG: &str = "apiVersion: networking.gloo.solo.io/v2\nkind: VirtualGateway\nmetadata: {name: open-vg, namespace: istio-egress}\nspec:\n  listeners:\n  - port: {number: 443}\n    http: {}\n    tls: {mode: ISTIO_MUTUAL}\n  workloads:\n  - selector: {labels: {app: istio-egressgateway, istio: egressgateway}}\n";
+
+/// An ExternalService routed through `open-vg`, an AccessPolicy for it and the ServiceAccount it
+/// allows, all in `ns`.
+fn parents_in(ns: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: app, namespace: {ns}, labels: {{account: app}}}}\n---\n\
+apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {{name: api, namespace: {ns}}}\nspec:\n  hosts: [{ns}.example.com]\n  ports:\n  - name: https\n    number: 443\n    protocol: HTTPS\n    clientsideTls: {{}}\n    egressGatewayRoutes:\n      virtualGatewayRefs: [{{name: open-vg, namespace: istio-egress}}]\n---\n\
+apiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\nmetadata: {{name: only-app, namespace: {ns}}}\nspec:\n  applyToDestinations:\n  - kind: EXTERNAL_SERVICE\n    selector: {{name: api, namespace: {ns}}}\n  config:\n    authzList:\n    - allowedClients:\n      - serviceAccountSelector: {{namespace: {ns}, labels: {{account: app}}}}\n"
+    )
+}
+
+/// The stored objects the expansion reads, from the cluster (what `render` would be given).
+fn stored_objects(dev: &DevCluster) -> Vec<Object> {
+    let list = kubectl(
+        dev,
+        &[
+            "get",
+            "externalservices,virtualgateways,accesspolicies,services,serviceaccounts",
+            "-A",
+            "-o",
+            "json",
+        ],
+    )
+    .expect_ok("list inputs")
+    .json();
+    let opts = dev.core_options();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| Object::from_value(o.clone()).ok())
+        .map(|o| default_object(o, opts))
+        .collect()
+}
+
+/// Every companion of the parents in `ns` equals the expansion of the stored objects (spec,
+/// labels and owner references), and no other companion of theirs exists. `Err` says what differs.
+fn companions_match_render(dev: &DevCluster, ns: &str) -> Result<(), String> {
+    let opts = dev.core_options().clone();
+    let snap = Snapshot::new(stored_objects(dev), &opts);
+    let parents: std::collections::BTreeSet<ParentRef> = snap
+        .parents()
+        .into_iter()
+        .filter(|p| p.namespace == ns)
+        .collect();
+    if parents.len() != 2 {
+        return Err(format!("parents in {ns}: {parents:?}"));
+    }
+    let desired = expand_parents(&snap, &opts, &parents);
+    let stored = kubectl(
+        dev,
+        &[
+            "get",
+            "serviceentries,gateways,destinationrules,virtualservices,authorizationpolicies,peerauthentications",
+            "-A",
+            "-l",
+            &format!("gloo.solo.io/parent_namespace={ns}"),
+            "-o",
+            "json",
+        ],
+    )
+    .expect_ok("list companions")
+    .json();
+    let stored: Vec<&Value> = stored["items"].as_array().unwrap().iter().collect();
+    let id = |kind: &str, o: &Value| {
+        format!(
+            "{kind} {}/{}",
+            o["metadata"]["namespace"].as_str().unwrap_or(""),
+            o["metadata"]["name"].as_str().unwrap_or("")
+        )
+    };
+    let mut want: Vec<String> = desired
+        .iter()
+        .map(|d| format!("{} {}/{}", d.kind, d.namespace(), d.name()))
+        .collect();
+    let mut have: Vec<String> = stored
+        .iter()
+        .map(|o| id(o["kind"].as_str().unwrap_or(""), o))
+        .collect();
+    want.sort();
+    have.sort();
+    if want != have {
+        return Err(format!("companions of {ns}: want {want:?}, have {have:?}"));
+    }
+    for d in &desired {
+        let d_json = serde_json::to_value(d).unwrap();
+        let o = stored
+            .iter()
+            .find(|o| {
+                o["kind"] == d_json["kind"] && o["metadata"]["name"] == d_json["metadata"]["name"]
+            })
+            .unwrap();
+        if o["spec"] != d_json["spec"] {
+            return Err(format!(
+                "{}: spec {} != {}",
+                id(d.kind, o),
+                o["spec"],
+                d_json["spec"]
+            ));
+        }
+        for (k, v) in d_json["metadata"]["labels"].as_object().unwrap() {
+            if &o["metadata"]["labels"][k] != v {
+                return Err(format!("{}: label {k}", id(d.kind, o)));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn companions_are_right_when_apply_returns_while_namespaces_churn() {
+    let Some((dev, _serial)) = shared() else {
+        return;
+    };
+    running_example(&dev);
+    apply(&dev, OPEN_VG, &[]).expect_ok("open-vg");
+    // Churn: namespaces with the same kind of parents created and deleted in a loop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let churner = {
+        let (dev, stop) = (dev.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rounds = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let ns = format!("churn-{rounds}");
+                kubectl(&dev, &["create", "namespace", &ns]).expect_ok("churn namespace");
+                apply(&dev, &parents_in(&ns), &[]).expect_ok("churn parents");
+                kubectl(&dev, &["delete", "namespace", &ns, "--wait=false"])
+                    .expect_ok("churn delete");
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    for i in 0..10 {
+        let ns = format!("fresh-{i}");
+        namespace(&dev, &ns);
+        apply(&dev, &parents_in(&ns), &[]).expect_ok("fresh parents");
+        // Read at once: the companions are there and right the moment apply returns.
+        if let Err(e) = companions_match_render(&dev, &ns) {
+            stop.store(true, Ordering::SeqCst);
+            let _ = churner.join();
+            panic!("run {i}: {e}");
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let rounds = churner.join().expect("churner");
+    eprintln!("10 fresh namespaces right at once while {rounds} others churned");
+    assert!(rounds >= 3, "the churn did not run: {rounds} rounds");
+    // And they stay right once the churn has settled.
+    std::thread::sleep(Duration::from_secs(3));
+    for i in 0..10 {
+        companions_match_render(&dev, &format!("fresh-{i}"))
+            .unwrap_or_else(|e| panic!("later: {e}"));
+    }
+}
+
+#[test]
+fn objects_nothing_selects_cause_no_requests() {
+    let Some((dev, _serial)) = shared() else {
+        return;
+    };
+    running_example(&dev);
+    // Namespaces other tests deleted must be gone (their content going is real work)...
+    assert!(
+        eventually(Duration::from_secs(90), || {
+            !kubectl(
+                &dev,
+                &[
+                    "get",
+                    "namespaces",
+                    "-o",
+                    "jsonpath={.items[*].status.phase}",
+                ],
+            )
+            .stdout
+            .contains("Terminating")
+        }),
+        "namespaces still terminating"
+    );
+    // ...and whatever else is in flight settled: the counters must stand still first.
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let before = (writes(&dev), reads(&dev));
+            std::thread::sleep(Duration::from_secs(3));
+            before == (writes(&dev), reads(&dev))
+        }),
+        "the controller never went idle"
+    );
+    let (w0, r0) = (writes(&dev), reads(&dev));
+    namespace(&dev, "unrelated");
+    let mut docs = Vec::new();
+    for i in 0..100 {
+        docs.push(format!("apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: sa-{i}, namespace: unrelated, labels: {{account: other-{i}}}}}\n"));
+    }
+    for i in 0..50 {
+        docs.push(format!("apiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: unrelated}}\nspec:\n  selector: {{app: svc-{i}}}\n  ports: [{{port: 80}}]\n"));
+    }
+    apply(&dev, &docs.join("---\n"), &[]).expect_ok("150 unrelated objects");
+    // Past the controller's foreign-change grace and a resync tick's worth of events.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        writes(&dev),
+        w0,
+        "companion writes for objects nothing selects:\n{}",
+        dev.webhook_metrics_text().unwrap_or_default()
+    );
+    assert_eq!(
+        reads(&dev),
+        r0,
+        "apiserver reads for objects nothing selects"
+    );
+    // Idle: nothing changes, nothing is sent.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!((writes(&dev), reads(&dev)), (w0, r0), "requests while idle");
+}
+
+#[test]
+fn a_parent_that_cannot_be_written_holds_up_no_other() {
+    let Some((dev, _serial)) = shared() else {
+        return;
+    };
+    running_example(&dev);
+    apply(&dev, OPEN_VG, &[]).expect_ok("open-vg");
+    // An AccessPolicy whose workload policy lives in namespace `doomed`, kept terminating by a
+    // finalizer on a ConfigMap there.
+    namespace(&dev, "doomed");
+    namespace(&dev, "healthy");
+    apply(&dev, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hold, namespace: doomed, finalizers: [egress-webhook.test/hold]}\n", &[]).expect_ok("held configmap");
+    apply(
+        &dev,
+        "apiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\nmetadata: {name: doomed-workloads, namespace: healthy}\nspec:\n  applyToWorkloads:\n  - selector: {namespace: doomed, labels: {app: x}}\n  config:\n    authzList:\n    - allowedClients:\n      - serviceAccountSelector: {namespace: healthy, name: client}\n",
+        &[],
+    )
+    .expect_ok("policy on doomed workloads");
+    let count = |ns: &str| {
+        kubectl(
+            &dev,
+            &[
+                "get",
+                "authorizationpolicies",
+                "-n",
+                ns,
+                "-l",
+                "app.kubernetes.io/managed-by=egress-webhook",
+                "-o",
+                "name",
+            ],
+        )
+        .stdout
+        .lines()
+        .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || count("doomed") == 1),
+        "workload policy not written"
+    );
+    // The namespace terminates: its companion is deleted and cannot be written back.
+    kubectl(&dev, &["delete", "namespace", "doomed", "--wait=false"]).expect_ok("delete doomed");
+    assert!(
+        eventually(Duration::from_secs(20), || count("doomed") == 0),
+        "namespace content not deleted"
+    );
+    let errors_before = metric_sum(
+        &dev,
+        "egress_webhook_reconcile_events_total{outcome=\"error\"",
+    );
+    // A healthy parent's change lands within 2 s meanwhile.
+    for i in 0..3 {
+        let ns = "healthy";
+        let t = Instant::now();
+        apply(&dev, &format!("apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: client-{i}, namespace: {ns}, labels: {{account: app}}}}\n"), &[]).expect_ok("sa");
+        apply(&dev, &parents_in(ns), &[]).expect_ok("healthy parents");
+        let principal = format!("cluster.local/ns/{ns}/sa/client-{i}");
+        assert!(
+            eventually(Duration::from_secs(2), || {
+                kubectl(
+                    &dev,
+                    &[
+                        "get",
+                        "authorizationpolicies",
+                        "-n",
+                        "istio-egress",
+                        "-l",
+                        &format!("gloo.solo.io/parent_namespace={ns}"),
+                        "-o",
+                        "json",
+                    ],
+                )
+                .stdout
+                .contains(&principal)
+            }),
+            "the healthy parent's change did not land within 2 s (round {i})"
+        );
+        eprintln!("healthy change {i} landed after {:?}", t.elapsed());
+    }
+    // The doomed parent is retried with backoff, not hot: a handful of attempts over this time.
+    std::thread::sleep(Duration::from_secs(5));
+    let errors = metric_sum(
+        &dev,
+        "egress_webhook_reconcile_events_total{outcome=\"error\"",
+    ) - errors_before;
+    assert!(
+        errors <= 3.0,
+        "the failing parent was retried {errors} times in a few seconds"
+    );
+    // Release the namespace.
+    kubectl(
+        &dev,
+        &[
+            "patch",
+            "configmap",
+            "hold",
+            "-n",
+            "doomed",
+            "--type",
+            "merge",
+            "-p",
+            "{\"metadata\":{\"finalizers\":null}}",
+        ],
+    )
+    .expect_ok("release");
+}
