@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Write the scale input of the `check` benchmark (issue 3): N ExternalServices, G VirtualGateways
-and N AccessPolicies, plus the gateway Service and the ServiceAccounts they reference.
-Every object is valid, every reference resolves, so `check` does all of its work.
+and A AccessPolicies (default N; AccessPolicy i selects ExternalService i mod N), plus the gateway
+Service and the ServiceAccounts they reference. Every object is valid, every reference resolves,
+so `check` does all of its work.
 
-usage: gen_scale.py OUT.yaml [N] [G]
+usage: gen_scale.py OUT.yaml [N] [G] [A]
 """
 import sys
 
 out = sys.argv[1]
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
 g = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+a = int(sys.argv[4]) if len(sys.argv) > 4 else n
 
 docs = []
 docs.append("""apiVersion: v1
@@ -50,11 +52,12 @@ spec:
       egressGatewayRoutes:
         portMatch: 80
         virtualGatewayRefs: [{{name: vg-{i % g}, namespace: istio-egress, cluster: cluster1}}]""")
-for i in range(n):
+for j in range(a):
+    i = j % n
     ns = f"team-{i % 50}"
     docs.append(f"""apiVersion: security.policy.gloo.solo.io/v2
 kind: AccessPolicy
-metadata: {{name: ap-{i}, namespace: istio-egress}}
+metadata: {{name: ap-{j}, namespace: istio-egress}}
 spec:
   applyToDestinations:
     - kind: EXTERNAL_SERVICE

@@ -134,7 +134,29 @@ pub fn start(client: Client, catalog: Arc<Catalog>) -> ClusterSource {
     ClusterSource { tasks }
 }
 
+/// Test-only: `EGRESS_WEBHOOK_TEST_WATCH_DELAY=VirtualGateway=3000` starts the watch of that kind
+/// this many milliseconds late, the way a slow first list would (tests/e2e_restart.rs: nothing
+/// may be written or deleted before every kind has listed).
+pub const TEST_WATCH_DELAY_ENV: &str = "EGRESS_WEBHOOK_TEST_WATCH_DELAY";
+
+fn test_watch_delay(kind: Kind) -> Option<std::time::Duration> {
+    let v = std::env::var(TEST_WATCH_DELAY_ENV).ok()?;
+    let (k, ms) = v.split_once('=')?;
+    (k == kind.name())
+        .then(|| ms.parse().ok())
+        .flatten()
+        .map(std::time::Duration::from_millis)
+}
+
 async fn watch(client: Client, kind: Kind, catalog: Arc<Catalog>, pending: Arc<AtomicUsize>) {
+    if let Some(delay) = test_watch_delay(kind) {
+        tracing::warn!(
+            kind = kind.name(),
+            ?delay,
+            "test-only delay of this watch ({TEST_WATCH_DELAY_ENV})"
+        );
+        tokio::time::sleep(delay).await;
+    }
     let ar = kind.api_resource();
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
     let opts = catalog.options().clone();

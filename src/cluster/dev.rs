@@ -132,6 +132,7 @@ enum Webhook {
     },
     Process {
         child: Managed,
+        metrics_addr: SocketAddr,
     },
     Stopped,
 }
@@ -139,6 +140,8 @@ enum Webhook {
 /// A running local cluster with the webhook registered. Dropping it stops everything.
 pub struct DevCluster {
     webhook: Webhook,
+    /// How to start the webhook process again (process mode).
+    process: Option<ProcessSpec>,
     /// Spawns the webhook child (process mode); dropped after the child is dead.
     spawner: Option<Spawner>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -146,6 +149,8 @@ pub struct DevCluster {
     user: UserCredentials,
     webhook_addr: SocketAddr,
     ca_pem: String,
+    /// The webhook's "own" namespace (excluded by the namespaceSelector; holds the Lease).
+    own_namespace: String,
     tls_dir: PathBuf,
     core: Options,
     timings: Timings,
@@ -199,6 +204,7 @@ impl DevCluster {
             .map_err(io("starting the tokio runtime"))?;
         let deadline = Instant::now() + opts.webhook_timeout;
         let mut spawner = None;
+        let mut process_spec = None;
         let (webhook, webhook_addr) = match &opts.webhook {
             WebhookMode::InProcess => {
                 let (running, source, catalog, controller) = runtime.block_on(async {
@@ -258,63 +264,46 @@ impl DevCluster {
                 let ports = process::free_ports(2).map_err(io("picking free ports"))?;
                 let addr: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
                 let metrics: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-                let log = cp.run_dir().join("egress-webhook.log");
-                let args: Vec<String> = vec![
-                    "serve".into(),
-                    format!("--kubeconfig={}", user.kubeconfig.display()),
-                    format!("--tls-cert={}", cert_files.cert.display()),
-                    format!("--tls-key={}", cert_files.key.display()),
-                    format!("--listen={addr}"),
-                    format!("--metrics-listen={metrics}"),
-                    format!("--cluster-name={}", opts.cluster_name),
-                    "--shutdown-delay=0s".into(),
-                    format!("--writer-identity={IDENTITY}"),
-                    format!("--lease-namespace={}", opts.own_namespace),
-                    "--shutdown-grace=2s".into(),
-                ];
-                let cmd = process::command(program, &args, &log)
-                    .map_err(io(format!("creating {}", log.display())))?;
-                let child = s
-                    .spawn(cmd)
-                    .map_err(io(format!("starting {}", program.display())))?;
-                let mut child = Managed {
-                    name: "egress-webhook",
-                    child,
-                    log,
+                let spec = ProcessSpec {
+                    program: program.clone(),
+                    args: vec![
+                        "serve".into(),
+                        format!("--kubeconfig={}", user.kubeconfig.display()),
+                        format!("--tls-cert={}", cert_files.cert.display()),
+                        format!("--tls-key={}", cert_files.key.display()),
+                        format!("--cluster-name={}", opts.cluster_name),
+                        "--shutdown-delay=0s".into(),
+                        format!("--writer-identity={IDENTITY}"),
+                        format!("--lease-namespace={}", opts.own_namespace),
+                        "--shutdown-grace=2s".into(),
+                    ],
+                    run_dir: cp.run_dir().to_path_buf(),
+                    timeout: opts.webhook_timeout,
                 };
+                let child = spec.spawn(&s, addr, metrics, "egress-webhook.log", &[], deadline)?;
                 spawner = Some(s);
-                // The plain-HTTP /readyz turns 200 once the catalog is synced.
-                let ready = poll("webhook /readyz", deadline, opts.webhook_timeout, || {
-                    if let Some(status) = child.exited() {
-                        return Err(format!("exited: {status}"));
-                    }
-                    http_get(metrics, "/readyz")
-                });
-                if let Err(e) = ready {
-                    let status = child.kill().map(|s| s.to_string()).unwrap_or_default();
-                    return Err(if status.is_empty() {
-                        e
-                    } else {
-                        DevError::WebhookExited {
-                            status,
-                            log: child.log.display().to_string(),
-                            tail: process::log_tail(&child.log, 30),
-                        }
-                    });
-                }
-                (Webhook::Process { child }, addr)
+                process_spec = Some(spec);
+                (
+                    Webhook::Process {
+                        child,
+                        metrics_addr: metrics,
+                    },
+                    addr,
+                )
             }
         };
         let webhook_time = t.elapsed();
 
         let mut dev = DevCluster {
             webhook,
+            process: process_spec,
             spawner,
             runtime: Some(runtime),
             cp: Some(cp),
             user,
             webhook_addr,
             ca_pem: bundle.ca_cert.clone(),
+            own_namespace: opts.own_namespace.clone(),
             tls_dir,
             core,
             timings: Timings {
@@ -326,18 +315,82 @@ impl DevCluster {
         };
 
         let t = Instant::now();
-        let reg = Registration {
-            endpoint: Endpoint::Url(dev.webhook_url()),
-            ca_bundle_pem: Some(bundle.ca_cert),
-            own_namespace: opts.own_namespace.clone(),
-        };
-        let yaml = webhook::to_yaml(&reg)
-            .map_err(|e| DevError::Setup(format!("webhook configurations: {e}")))?;
-        dev.kubectl_stdin_ok(&["apply", "-f", "-"], &yaml)?;
+        dev.register(dev.webhook_addr)?;
         dev.wait_live(deadline, opts.webhook_timeout)?;
         dev.timings.live = t.elapsed();
         dev.timings.total = t0.elapsed();
         Ok(dev)
+    }
+
+    /// Point the webhook configurations at the webhook listening on `addr` (ours, or a replica).
+    pub fn register(&self, addr: SocketAddr) -> Result<(), DevError> {
+        let reg = Registration {
+            endpoint: Endpoint::Url(format!("https://{addr}")),
+            ca_bundle_pem: Some(self.ca_pem.clone()),
+            own_namespace: self.own_namespace.clone(),
+        };
+        let yaml = webhook::to_yaml(&reg)
+            .map_err(|e| DevError::Setup(format!("webhook configurations: {e}")))?;
+        self.kubectl_stdin_ok(&["apply", "-f", "-"], &yaml)
+            .map(|_| ())
+    }
+
+    /// Stop the webhook process and start it again on the same addresses, with `env` added
+    /// (process mode only); returns once its `/readyz` is true.
+    pub fn restart_webhook(&mut self, env: &[(&str, &str)]) -> Result<(), DevError> {
+        let Webhook::Process { metrics_addr, .. } = &self.webhook else {
+            return Err(DevError::Setup(
+                "restart_webhook needs WebhookMode::Process".into(),
+            ));
+        };
+        let metrics = *metrics_addr;
+        self.stop_webhook()?;
+        let (Some(spec), Some(spawner)) = (&self.process, &self.spawner) else {
+            return Err(DevError::Setup("no webhook process to restart".into()));
+        };
+        let deadline = Instant::now() + spec.timeout;
+        let child = spec.spawn(
+            spawner,
+            self.webhook_addr,
+            metrics,
+            "egress-webhook.log",
+            env,
+            deadline,
+        )?;
+        self.webhook = Webhook::Process {
+            child,
+            metrics_addr: metrics,
+        };
+        Ok(())
+    }
+
+    /// A second webhook process against the same cluster (its own ports and log), ready when
+    /// this returns; it campaigns for the controller Lease like any replica.
+    pub fn start_replica(&self, env: &[(&str, &str)]) -> Result<Replica, DevError> {
+        let (Some(spec), Some(spawner)) = (&self.process, &self.spawner) else {
+            return Err(DevError::Setup(
+                "start_replica needs WebhookMode::Process".into(),
+            ));
+        };
+        let ports = process::free_ports(2).map_err(io("picking free ports"))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+        let metrics: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+        let log = format!("egress-webhook-replica-{}.log", ports[0]);
+        let deadline = Instant::now() + spec.timeout;
+        let child = spec.spawn(spawner, addr, metrics, &log, env, deadline)?;
+        Ok(Replica {
+            child,
+            addr,
+            metrics_addr: metrics,
+        })
+    }
+
+    /// The webhook process's plain-HTTP metrics listener (process mode).
+    pub fn webhook_metrics_addr(&self) -> Option<SocketAddr> {
+        match &self.webhook {
+            Webhook::Process { metrics_addr, .. } => Some(*metrics_addr),
+            _ => None,
+        }
     }
 
     /// Polls dry-run creates until the mutating webhook defaults a probe ExternalService and
@@ -432,7 +485,7 @@ impl DevCluster {
     /// The pid of the webhook child (process mode, while it runs).
     pub fn webhook_pid(&self) -> Option<u32> {
         match &self.webhook {
-            Webhook::Process { child } => Some(child.child.id()),
+            Webhook::Process { child, .. } => Some(child.child.id()),
             _ => None,
         }
     }
@@ -522,17 +575,8 @@ impl DevCluster {
                 running.done.abort();
                 Ok(())
             }
-            Webhook::Process { mut child } => {
-                let pid = child.child.id() as libc::pid_t;
-                // SAFETY: kill(2) on our own child's pid (not yet reaped, so not reused).
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while child.exited().is_none() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                child.kill().map_err(io("stopping the webhook process"))?;
+            Webhook::Process { mut child, .. } => {
+                terminate(&mut child);
                 Ok(())
             }
             Webhook::Stopped => Ok(()),
@@ -624,6 +668,122 @@ fn poll(
             });
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How the webhook process is started (process mode), to start it again or start a replica.
+struct ProcessSpec {
+    program: PathBuf,
+    /// `serve` and its flags but the listen addresses.
+    args: Vec<String>,
+    run_dir: PathBuf,
+    timeout: Duration,
+}
+
+impl ProcessSpec {
+    /// Start `serve` on `addr` (metrics on `metrics`), logging to `log` in the run directory,
+    /// with `env` added; wait until its plain-HTTP `/readyz` is true.
+    fn spawn(
+        &self,
+        spawner: &Spawner,
+        addr: SocketAddr,
+        metrics: SocketAddr,
+        log: &str,
+        env: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<Managed, DevError> {
+        let log = self.run_dir.join(log);
+        let mut args = self.args.clone();
+        args.push(format!("--listen={addr}"));
+        args.push(format!("--metrics-listen={metrics}"));
+        let mut cmd = process::command(&self.program, &args, &log)
+            .map_err(io(format!("creating {}", log.display())))?;
+        cmd.envs(env.iter().copied());
+        let child = spawner
+            .spawn(cmd)
+            .map_err(io(format!("starting {}", self.program.display())))?;
+        let mut child = Managed {
+            name: "egress-webhook",
+            child,
+            log,
+        };
+        // The plain-HTTP /readyz turns 200 once the catalog and the controller's watches synced.
+        let ready = poll("webhook /readyz", deadline, self.timeout, || {
+            if let Some(status) = child.exited() {
+                return Err(format!("exited: {status}"));
+            }
+            http_get(metrics, "/readyz")
+        });
+        if let Err(e) = ready {
+            let status = child.kill().map(|s| s.to_string()).unwrap_or_default();
+            return Err(if status.is_empty() {
+                e
+            } else {
+                DevError::WebhookExited {
+                    status,
+                    log: child.log.display().to_string(),
+                    tail: process::log_tail(&child.log, 30),
+                }
+            });
+        }
+        Ok(child)
+    }
+}
+
+/// A second webhook process (see [`DevCluster::start_replica`]); dropping it kills it.
+pub struct Replica {
+    child: Managed,
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+}
+
+impl Replica {
+    /// SIGTERM, and wait (at most 10 s) until it is gone: it releases the Lease on the way.
+    pub fn stop(&mut self) {
+        terminate(&mut self.child);
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.child.log
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// SIGTERM, then SIGKILL if it is not gone within 10 s.
+fn terminate(child: &mut Managed) {
+    let pid = child.child.id() as libc::pid_t;
+    // SAFETY: kill(2) on our own child's pid (not yet reaped, so not reused).
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.exited().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+}
+
+/// The body of a plain HTTP GET answered 200 (metrics of a webhook process).
+pub fn http_get_text(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    match text.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+        _ => Err(text.lines().next().unwrap_or_default().to_string()),
     }
 }
 
