@@ -88,6 +88,23 @@ fn detached_dev_comes_up_with_the_example_and_goes_down_cleanly() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("ready")).unwrap()).unwrap();
     let pid = ready["pid"].as_u64().unwrap() as u32;
     let kubectl = ready["kubectl"].as_str().unwrap().to_string();
+    // The metrics URL: plain HTTP, with the companion writes of the running example counted.
+    let metrics_url = ready["metrics"]
+        .as_str()
+        .expect("`metrics` in ready")
+        .to_string();
+    let addr: std::net::SocketAddr = metrics_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap_or_else(|e| panic!("{metrics_url}: {e}"));
+    let metrics = egress_webhook::cluster::dev::http_get_text(addr, "/metrics").unwrap();
+    assert!(
+        metrics.contains(
+            "egress_webhook_companion_writes_total{kind=\"ServiceEntry\",op=\"create\"} 1"
+        ),
+        "{metrics}"
+    );
 
     // kubectl with the written kubeconfig reaches the cluster, and the webhook answers.
     let get = Command::new(&kubectl)

@@ -196,6 +196,7 @@ fn foreground(args: &DevArgs) -> Result<i32, String> {
             "kubeconfig": kubeconfig,
             "server": dev.cp().server_url(),
             "webhook": dev.webhook_url(),
+            "metrics": dev.webhook_metrics_addr().map(|a| format!("http://{a}/metrics")),
             "kubectl": dev.cp().binaries().kubectl,
             "seconds": started.elapsed().as_secs_f64(),
         });

@@ -231,6 +231,8 @@ impl DevCluster {
                         deadline: Duration::from_secs(6),
                     }));
                     cfg.metrics = Some(metrics);
+                    // /metrics, /readyz over plain HTTP too (`.dev/ready` names it), as in a pod.
+                    cfg.metrics_listen = Some(([127, 0, 0, 1], 0).into());
                     cfg.shutdown_delay = Duration::ZERO;
                     cfg.shutdown_grace = Duration::from_secs(2);
                     let running = admission::start(cfg, catalog.clone(), core.clone()).await?;
@@ -385,11 +387,12 @@ impl DevCluster {
         })
     }
 
-    /// The webhook process's plain-HTTP metrics listener (process mode).
+    /// The webhook's plain-HTTP listener for `/metrics`, `/healthz` and `/readyz`.
     pub fn webhook_metrics_addr(&self) -> Option<SocketAddr> {
         match &self.webhook {
             Webhook::Process { metrics_addr, .. } => Some(*metrics_addr),
-            _ => None,
+            Webhook::InProcess { running, .. } => running.metrics_addr,
+            Webhook::Stopped => None,
         }
     }
 
