@@ -9,7 +9,7 @@ BIN := $(TARGET_DIR)/release/egress-webhook
 # EGRESS_SKIP_CLUSTER_TESTS=1 skips the cluster tests, and with them the control-plane build.
 CONTROLPLANE := $(if $(filter 1,$(EGRESS_SKIP_CLUSTER_TESTS)),,controlplane)
 
-.PHONY: all build test lint unit controlplane dev dev-up dev-down crds manifests bench golden clean
+.PHONY: all build test lint unit controlplane dev dev-up dev-down crds manifests bench bench-controller golden clean
 
 all: build
 
@@ -57,10 +57,19 @@ manifests:
 golden:
 	UPDATE_GOLDEN=1 $(CARGO) test --locked --test golden
 
-## check of 10,000 ExternalServices + 100 VirtualGateways + 10,000 AccessPolicies vs a baseline.
+## check of 10,000 ExternalServices + 100 VirtualGateways + 10,000 AccessPolicies vs a baseline,
+## admission latency, and the companion controller at scale (bench-controller).
 bench:
 	bench/check-scale.sh
 	bench/admission-latency.sh
+	$(MAKE) bench-controller
+
+## The companion controller on local control planes: 20,000 ExternalServices + 10,000
+## AccessPolicies + 100 VirtualGateways converged from zero vs kubectl's floor, idle writes and
+## apiserver CPU, restart, and the admission path (~45 min; a quick run:
+## `make bench-controller N_ES=500 N_AP=250 N_VG=10 IDLE_SECONDS=30`).
+bench-controller: $(CONTROLPLANE)
+	bench/controller-scale.sh
 
 clean:
 	$(CARGO) clean

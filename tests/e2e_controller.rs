@@ -15,16 +15,12 @@ use egress_webhook::core::{
 };
 use serde_json::Value;
 
-/// Sum of a counter family in the in-process webhook's metrics (all label sets).
+/// Sum of a metric in the in-process webhook's metrics (all label sets).
 fn metric_sum(dev: &DevCluster, name: &str) -> f64 {
-    let text = dev.webhook_metrics_text().expect("in-process webhook");
-    text.lines()
-        .filter(|l| {
-            l.starts_with(name)
-                && !l[name.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    e2e::metric_sum(
+        &dev.webhook_metrics_text().expect("in-process webhook"),
+        name,
+    )
 }
 
 fn writes(dev: &DevCluster) -> f64 {
@@ -250,6 +246,9 @@ fn objects_nothing_selects_cause_no_requests() {
         "the controller never went idle"
     );
     let (w0, r0) = (writes(&dev), reads(&dev));
+    // The counters are the right ones: the running example's companions were written and
+    // looked up by this webhook.
+    assert!(w0 > 0.0 && r0 > 0.0, "writes {w0}, reads {r0}: not counted");
     namespace(&dev, "unrelated");
     let mut docs = Vec::new();
     for i in 0..100 {

@@ -19,13 +19,7 @@ use egress_webhook::cluster::dev::{DevCluster, DevOptions, WebhookMode, http_get
 /// Sum over the label sets of a metric, read from a webhook process's metrics listener.
 fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
     let text = http_get_text(addr, "/metrics").unwrap_or_else(|e| panic!("metrics of {addr}: {e}"));
-    text.lines()
-        .filter(|l| {
-            l.starts_with(name)
-                && !l[name.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    e2e::metric_sum(&text, name)
 }
 
 const WRITES: &str = "egress_webhook_companion_writes_total";

@@ -24,7 +24,7 @@ use crate::core::expand::metadata::MANAGED_BY;
 use crate::istio::IstioObject;
 use crate::metrics::Metrics;
 
-use super::observed::Observed;
+use super::observed::{Observed, parent_from_labels};
 use super::plan::{CompanionKey, Step, desired_spec};
 
 /// No single request may hang a reconcile for longer than this.
@@ -155,7 +155,11 @@ impl Writer {
                     self.metrics.controller_read("get");
                     let existing = Self::bounded(&key, deadline, api.get_opt(&key.name)).await?;
                     match existing {
-                        Some(o) if !is_ours(&o) => return Err(WriteError::Conflict(key)),
+                        // Not ours, or ours but another parent's (two parents whose names
+                        // sanitize alike): never overwritten.
+                        Some(o) if !is_ours(&o) || parent_from_labels(&o) != desired_parent(d) => {
+                            return Err(WriteError::Conflict(key));
+                        }
                         Some(o) => {
                             // Ours, and our cache has not seen it yet.
                             undo.push(Undo::Restore(key.clone(), Arc::new(o)));
@@ -263,6 +267,19 @@ impl Writer {
             }
         }
     }
+}
+
+/// The parent a desired object names in its labels.
+fn desired_parent(d: &IstioObject) -> Option<crate::core::expand::ParentRef> {
+    let probe = DynamicObject {
+        types: None,
+        metadata: kube::api::ObjectMeta {
+            labels: d.metadata.labels.clone(),
+            ..Default::default()
+        },
+        data: serde_json::Value::Null,
+    };
+    parent_from_labels(&probe)
 }
 
 fn is_ours(o: &DynamicObject) -> bool {

@@ -211,3 +211,15 @@ pub fn line_starting<'a>(text: &'a str, prefix: &str) -> &'a str {
     assert_eq!(lines.len(), 1, "one line starting {prefix:?} in:\n{text}");
     lines[0]
 }
+
+/// Sum over every label set of a metric in Prometheus text (0 when absent: callers first show
+/// that the metric is counted at all).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name)
+                && !l[name.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
