@@ -253,6 +253,11 @@ sample() {
   printf '%s %s %s %s\n' "$phase" "$t" "$epoch" "$line" >>"$OUT/samples.tsv"
 }
 
+# cpu_sample PHASE T0: kube-apiserver's and etcd's CPU ticks so far, appended to OUT/cpu.tsv.
+cpu_sample() {
+  printf '%s %s %s %s\n' "$1" "$(since "$2")" "$(cpu_ticks "$APISERVER_PID")" "$(cpu_ticks "$ETCD_PID")" >>"$OUT/cpu.tsv"
+}
+
 # ==================================================================================================
 START=$(now)
 START_S=$SECONDS
@@ -263,6 +268,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT" "$(dirname "$RESULTS_MD")"
 : >"$OUT/values.tsv"
 : >"$OUT/samples.tsv"
+: >"$OUT/cpu.tsv"
 
 log "building (cargo build --release --locked)"
 cargo build --release --locked --quiet
@@ -275,6 +281,7 @@ rec machine.nproc "$(nproc)"
 rec machine.cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 rec machine.mem_gib "$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)"
 rec machine.kernel "$(uname -r)"
+rec machine.clk_tck "$CLK_TCK"
 rec machine.load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 rec scale.n_es "$N_ES"
 rec scale.n_ap "$N_AP"
@@ -291,7 +298,7 @@ python3 bench/gen_scale.py "$SCALE" "$N_ES" "$N_VG" "$N_AP" >/dev/null
 "$BIN" render "$SCALE" >"$RENDER" 2>"$OUT/render.err" || die "render of the input: $(head -5 "$OUT/render.err")"
 input_objects=$($PY split "$SCALE" "$OUT/parents" "$CHUNK")
 companions=$($PY split "$RENDER" "$OUT/floor" "$CHUNK")
-per_kind=$($PY count "$RENDER" | paste -sd, - | sed 's/,/, /g')
+per_kind=$(grep '^kind: ' "$RENDER" | sort | uniq -c | awk '{ printf "%s%s %s", sep, $3, $1; sep = ", " }')
 rec scale.input_objects "$input_objects"
 rec scale.companions "$companions"
 rec scale.companions_per_kind "$per_kind"
@@ -419,6 +426,7 @@ TI=$(now)
 resyncs=0 last_r=$R
 while awk -v e="$(since "$TI")" -v m="$IDLE_SECONDS" 'BEGIN { exit !(e < m) }'; do
   sleep 1
+  cpu_sample idle "$TI"
   if sample idle "$TI"; then
     if [ "$R" != "$last_r" ]; then resyncs=$((resyncs + 1)); last_r=$R; fi
   fi
@@ -441,7 +449,10 @@ log "idle: $IDLE_SECONDS s with the webhook stopped"
 stop_serve
 a0=$(cpu_ticks "$APISERVER_PID") e0=$(cpu_ticks "$ETCD_PID")
 TI=$(now)
-sleep "$IDLE_SECONDS"
+while awk -v e="$(since "$TI")" -v m="$IDLE_SECONDS" 'BEGIN { exit !(e < m) }'; do
+  sleep 1
+  cpu_sample idle-stopped "$TI"
+done
 a1=$(cpu_ticks "$APISERVER_PID") e1=$(cpu_ticks "$ETCD_PID")
 rec idle_stopped.seconds "$(since "$TI")"
 rec idle_stopped.apiserver_cpu_s "$(calc "($a1 - $a0) / $CLK_TCK" 2)"
@@ -458,11 +469,15 @@ TR=$(now)
 sample restart "$T1" || die "metrics"
 w0=$((C + U + D))
 resync_done_s=""
+if awk -v r="$R" -v t="$T1" 'BEGIN { exit !(r >= int(t)) }'; then
+  resync_done_s=$(awk '{ t = $2 } END { print t }' "$OUT/samples.tsv")
+fi
 while awk -v e="$(since "$TR")" -v m="$RESTART_SECONDS" 'BEGIN { exit !(e < m) }'; do
   sleep 1
   if sample restart "$T1"; then
-    if [ -z "$resync_done_s" ] && awk -v r="$R" -v t="$T1" 'BEGIN { exit !(r >= t) }'; then
-      resync_done_s=$(calc "$R - $T1" 1)
+    # The gauge has whole seconds: a pass that ended after the start shows as >= int(start).
+    if [ -z "$resync_done_s" ] && awk -v r="$R" -v t="$T1" 'BEGIN { exit !(r >= int(t)) }'; then
+      resync_done_s=$(awk '{ t = $2 } END { print t }' "$OUT/samples.tsv")
     fi
   fi
 done

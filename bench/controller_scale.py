@@ -201,17 +201,14 @@ def counter_family(path, metric, label):
 
 
 def num(s):
-    for t in (int, float):
-        try:
-            return t(s)
-        except ValueError:
-            pass
+    """A recorded value: integers and decimals as numbers, true/false as booleans, else text."""
+    if re.fullmatch(r"-?[0-9]+", s):
+        return int(s)
+    if re.fullmatch(r"-?[0-9]+\.[0-9]+", s):
+        return float(s)
     if s in ("true", "false"):
         return s == "true"
-    try:
-        return json.loads(s)
-    except ValueError:
-        return s
+    return s
 
 
 def cmd_results(out, md_path, json_path):
@@ -228,6 +225,13 @@ def cmd_results(out, md_path, json_path):
             for line in f:
                 parts = line.split()
                 samples.setdefault(parts[0], []).append([num(p) for p in parts[1:]])
+    cpu = {}
+    cp = os.path.join(out, "cpu.tsv")
+    if os.path.exists(cp):
+        with open(cp) as f:
+            for line in f:
+                parts = line.split()
+                cpu.setdefault(parts[0], []).append([num(p) for p in parts[1:]])
     dumps = {
         "converge": "metrics-converged.txt",
         "idle_end": "metrics-idle-end.txt",
@@ -251,7 +255,16 @@ def cmd_results(out, md_path, json_path):
         if os.path.exists(p) and os.path.getsize(p):
             with open(p) as f:
                 compares[name] = json.load(f)
-    doc = {"values": vals, "metrics": metrics, "compare": compares, "samples_columns": cols, "samples": samples}
+    doc = {
+        "values": vals,
+        "metrics": metrics,
+        "compare": compares,
+        "samples_columns": cols,
+        "samples": samples,
+        "cpu_columns": ["t", "kube_apiserver_ticks", "etcd_ticks"],
+        "cpu_ticks_per_second": vals.get("machine.clk_tck"),
+        "cpu": cpu,
+    }
     with open(json_path, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -293,11 +306,15 @@ def cmd_results(out, md_path, json_path):
     w("|---|---|---|")
     w(f"| store the parents (admission: defaults + validation by `serve --objects`, no companions) | "
       f"{fmt(v('store.objects'))} objects, kubectl apply --server-side | {fmt(v('store.seconds'))} s "
-      f"({ratio(v('store.objects'), v('store.seconds'), 0)}/s); companions afterwards: {v('store.companions_after')} |")
+      f"({ratio(v('store.objects'), v('store.seconds'), 0)}/s); reviews answered with a defaults patch: "
+      f"{fmt(metrics.get('store_serve', {}).get('admission_requests', {}).get('patched', 0))}; companions afterwards: "
+      f"{v('store.companions_after')} |")
     w(f"| floor: the same companions applied server-side by kubectl, fresh control plane | "
       f"{fmt(v('floor.objects'))} objects | {fmt(v('floor.seconds'))} s, **{fmt(v('floor.creates_per_s'))} creates/s** |")
     w(f"| controller from zero: start of `serve` until every companion equals `render` | "
-      f"{fmt(v('converge.creates'))} creates, {v('converge.updates')} updates, {v('converge.deletes')} deletes | "
+      f"{fmt(v('converge.creates'))} creates, {v('converge.updates')} updates, {v('converge.deletes')} deletes; "
+      f"{fmt(sum(metrics.get('converge', {}).get('controller_reads', {}).values()))} controller GETs |"
+      " "
       f"**{fmt(v('converge.seconds'))} s** (target < 300 s; ready after {fmt(v('converge.ready_s'))} s, "
       f"first write {fmt(v('converge.first_write_s'))} s, last write {fmt(v('converge.last_write_s'))} s) |")
     w(f"| controller creates per second | over start→converged / first→last write | "
