@@ -330,6 +330,7 @@ impl DevCluster {
             endpoint: Endpoint::Url(format!("https://{addr}")),
             ca_bundle_pem: Some(self.ca_pem.clone()),
             own_namespace: self.own_namespace.clone(),
+            writer_identities: vec![IDENTITY.to_string()],
         };
         let yaml = webhook::to_yaml(&reg)
             .map_err(|e| DevError::Setup(format!("webhook configurations: {e}")))?;
