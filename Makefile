@@ -66,8 +66,8 @@ bench:
 
 ## The companion controller on local control planes: 20,000 ExternalServices + 10,000
 ## AccessPolicies + 100 VirtualGateways converged from zero vs kubectl's floor, idle writes and
-## apiserver CPU, restart, and the admission path (~45 min; a quick run:
-## `make bench-controller N_ES=500 N_AP=250 N_VG=10 IDLE_SECONDS=30`).
+## apiserver CPU, restart, and the admission path (~50 min on 2 cores, 20 of them two idle windows;
+## a quick run: `make bench-controller N_ES=500 N_AP=250 N_VG=10 IDLE_SECONDS=30 SETTLE_SECONDS=5`).
 bench-controller: $(CONTROLPLANE)
 	bench/controller-scale.sh
 

@@ -17,15 +17,18 @@
 #   converge  `serve --kubeconfig` (the webhook with its controller, as dev's user egress-webhook)
 #             starts on the same address; /metrics every second until every companion equals
 #             `render` (full comparison of kind, namespace, name, spec, labels, annotations).
-#   idle      IDLE_SECONDS with the webhook running: companion writes (metric, must be 0) and
-#             kube-apiserver CPU seconds (utime+stime of /proc/PID/stat); then as long with the
-#             webhook stopped.
+#   idle      IDLE_SECONDS with the webhook running: companion writes (metric, must be 0),
+#             kube-apiserver CPU seconds (utime+stime of /proc/PID/stat), the requests it served
+#             and its Go GC cycles (its /metrics); then as long with the webhook stopped. Each
+#             window starts SETTLE_SECONDS after the work before it (the comparison lists every
+#             companion, which leaves the apiserver garbage to collect).
 #   restart   the webhook starts again: writes during RESTART_SECONDS after /readyz (must be 0).
 #   admission a fresh `dev` (webhook and controller in-process, as `make dev` runs it):
 #             kubectl apply -f of `gen_scale.py OUT ADMISSION_N ADMISSION_G` (621 objects): wall
 #             time and companion writes.
 #
-# Quick run: N_ES=500 N_AP=250 N_VG=10 IDLE_SECONDS=30 bench/controller-scale.sh
+# Quick run: N_ES=500 N_AP=250 N_VG=10 IDLE_SECONDS=30 SETTLE_SECONDS=5 bench/controller-scale.sh
+# (RESULTS_DIR=DIR writes the results elsewhere than bench/results).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -40,8 +43,10 @@ CONVERGE_TIMEOUT=${CONVERGE_TIMEOUT:-1800}
 ADMISSION_N=${ADMISSION_N:-300}
 ADMISSION_G=${ADMISSION_G:-10}
 OUT=$ROOT/bench/out/controller-scale
-RESULTS_MD=$ROOT/bench/results/controller-scale.md
-RESULTS_JSON=$ROOT/bench/results/controller-scale.json
+SETTLE_SECONDS=${SETTLE_SECONDS:-60}
+RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
+RESULTS_MD=$RESULTS_DIR/controller-scale.md
+RESULTS_JSON=$RESULTS_DIR/controller-scale.json
 BIN=$ROOT/target/release/egress-webhook
 PY="python3 $ROOT/bench/controller_scale.py"
 CLK_TCK=$(getconf CLK_TCK)
@@ -253,6 +258,17 @@ sample() {
   printf '%s %s %s %s\n' "$phase" "$t" "$epoch" "$line" >>"$OUT/samples.tsv"
 }
 
+# apiserver_window NAME start|end: the apiserver's /metrics at the start or end of a window; at the
+# end, the requests served and GC cycles in between go to OUT/apiserver-NAME.json and values.tsv.
+apiserver_window() {
+  kc get --raw /metrics >"$OUT/apiserver-$1-$2.txt"
+  if [ "$2" = end ]; then
+    $PY apidiff "$OUT/apiserver-$1-start.txt" "$OUT/apiserver-$1-end.txt" >"$OUT/apiserver-$1.json"
+    rec "$1.apiserver_requests" "$($PY field "$OUT/apiserver-$1.json" requests)"
+    rec "$1.apiserver_gc_cycles" "$($PY field "$OUT/apiserver-$1.json" gc_cycles)"
+  fi
+}
+
 # cpu_sample PHASE T0: kube-apiserver's and etcd's CPU ticks so far, appended to OUT/cpu.tsv.
 cpu_sample() {
   printf '%s %s %s %s\n' "$1" "$(since "$2")" "$(cpu_ticks "$APISERVER_PID")" "$(cpu_ticks "$ETCD_PID")" >>"$OUT/cpu.tsv"
@@ -289,6 +305,7 @@ rec scale.n_vg "$N_VG"
 rec scale.idle_seconds "$IDLE_SECONDS"
 rec scale.parallel "$PARALLEL"
 rec scale.chunk "$CHUNK"
+rec scale.settle_seconds "$SETTLE_SECONDS"
 
 # --- inputs ---------------------------------------------------------------------------------------
 SCALE=$OUT/scale.yaml
@@ -418,7 +435,9 @@ fi
 log "  converged after ${converged_s}s: $C creates, $U updates, $D deletes ($(calc "$C / $converged_s" 1) creates/s; floor $(calc "$floor_n / $floor_s" 1)/s)"
 
 # --- idle -----------------------------------------------------------------------------------------
-log "idle: $IDLE_SECONDS s with the webhook running"
+log "idle: settling for $SETTLE_SECONDS s, then $IDLE_SECONDS s with the webhook running"
+sleep "$SETTLE_SECONDS"
+apiserver_window idle start
 sample idle-start "$T0" || die "metrics"
 w0=$((C + U + D)) r0=$RD resync0=$R
 a0=$(cpu_ticks "$APISERVER_PID") e0=$(cpu_ticks "$ETCD_PID") s0=$(cpu_ticks "$SERVE_PID")
@@ -433,6 +452,7 @@ while awk -v e="$(since "$TI")" -v m="$IDLE_SECONDS" 'BEGIN { exit !(e < m) }'; 
 done
 a1=$(cpu_ticks "$APISERVER_PID") e1=$(cpu_ticks "$ETCD_PID") s1=$(cpu_ticks "$SERVE_PID")
 idle_s=$(since "$TI")
+apiserver_window idle end
 sample idle-end "$TI" || die "metrics"
 cp "$OUT/metrics.last" "$OUT/metrics-idle-end.txt"
 rec idle.seconds "$idle_s"
@@ -445,8 +465,10 @@ rec idle.etcd_cpu_s "$(calc "($e1 - $e0) / $CLK_TCK" 2)"
 rec idle.webhook_cpu_s "$(calc "($s1 - $s0) / $CLK_TCK" 2)"
 log "  writes $((C + U + D - w0)), reads $((RD - r0)), kube-apiserver $(calc "($a1 - $a0) / $CLK_TCK" 2) CPU s, full resyncs $resyncs"
 
-log "idle: $IDLE_SECONDS s with the webhook stopped"
+log "idle: the webhook stopped; settling for $SETTLE_SECONDS s, then $IDLE_SECONDS s"
 stop_serve
+sleep "$SETTLE_SECONDS"
+apiserver_window idle_stopped start
 a0=$(cpu_ticks "$APISERVER_PID") e0=$(cpu_ticks "$ETCD_PID")
 TI=$(now)
 while awk -v e="$(since "$TI")" -v m="$IDLE_SECONDS" 'BEGIN { exit !(e < m) }'; do
@@ -455,6 +477,7 @@ while awk -v e="$(since "$TI")" -v m="$IDLE_SECONDS" 'BEGIN { exit !(e < m) }'; 
 done
 a1=$(cpu_ticks "$APISERVER_PID") e1=$(cpu_ticks "$ETCD_PID")
 rec idle_stopped.seconds "$(since "$TI")"
+apiserver_window idle_stopped end
 rec idle_stopped.apiserver_cpu_s "$(calc "($a1 - $a0) / $CLK_TCK" 2)"
 rec idle_stopped.etcd_cpu_s "$(calc "($e1 - $e0) / $CLK_TCK" 2)"
 log "  kube-apiserver $(calc "($a1 - $a0) / $CLK_TCK" 2) CPU s"

@@ -11,6 +11,8 @@
   compare RENDER JSON...    every companion in the cluster (kubectl get -o json lists) against
                             `egress-webhook render`: names, specs, labels and annotations of every
                             object; prints a JSON summary, exit 0 when equal
+  apidiff A B               kube-apiserver /metrics dumps at the start and end of a window: the
+                            requests served in between (by verb and resource) and Go GC cycles
   results OUT MD JSON       bench/results/controller-scale.{md,json} from OUT/values.tsv,
                             OUT/samples.tsv and the metrics dumps
 """
@@ -123,6 +125,30 @@ def cmd_metrics(path):
         elif name == "egress_webhook_controller_reads_total":
             reads += v
     print(f"{int(q)} {int(c)} {int(u)} {int(d)} {r:.3f} {int(lead)} {int(reads)}")
+
+
+def cmd_apidiff(a, b):
+    def read(path):
+        reqs, gc = {}, 0.0
+        for name, labels, v in parse_metrics(path):
+            if name == "apiserver_request_total":
+                res = labels.get("resource") or labels.get("subresource") or "(non-resource)"
+                if labels.get("group"):
+                    res = f"{res}.{labels['group']}"
+                k = f"{labels.get('verb', '?')} {res}"
+                reqs[k] = reqs.get(k, 0) + v
+            elif name == "go_gc_duration_seconds_count":
+                gc = v
+        return reqs, gc
+
+    (ra, ga), (rb, gb) = read(a), read(b)
+    by = {k: int(rb[k] - ra.get(k, 0)) for k in rb if rb[k] - ra.get(k, 0) > 0}
+    print(json.dumps({
+        "requests": sum(by.values()),
+        "by": dict(sorted(by.items(), key=lambda kv: -kv[1])),
+        "gc_cycles": int(gb - ga),
+        "note": "apiserver_request_total; includes the GET of /metrics that ends the window",
+    }))
 
 
 def key(o):
@@ -255,8 +281,15 @@ def cmd_results(out, md_path, json_path):
         if os.path.exists(p) and os.path.getsize(p):
             with open(p) as f:
                 compares[name] = json.load(f)
+    apiserver = {}
+    for name in ("idle", "idle_stopped"):
+        p = os.path.join(out, f"apiserver-{name}.json")
+        if os.path.exists(p) and os.path.getsize(p):
+            with open(p) as f:
+                apiserver[name] = json.load(f)
     doc = {
         "values": vals,
+        "apiserver_requests_in_idle_windows": apiserver,
         "metrics": metrics,
         "compare": compares,
         "samples_columns": cols,
@@ -299,7 +332,8 @@ def cmd_results(out, md_path, json_path):
       f"{fmt(v('scale.n_vg'))} VirtualGateways** (`bench/gen_scale.py OUT {v('scale.n_es')} {v('scale.n_vg')} "
       f"{v('scale.n_ap')}`, {fmt(v('scale.input_objects'))} objects with the gateway Service and "
       f"ServiceAccounts), whose expansion (`egress-webhook render`) is {fmt(v('scale.companions'))} companions "
-      f"({v('scale.companions_per_kind')}). Idle windows {v('scale.idle_seconds')} s; kubectl "
+      f"({v('scale.companions_per_kind')}). Idle windows {v('scale.idle_seconds')} s, each after "
+      f"{v('scale.settle_seconds')} s of settling; kubectl "
       f"parallelism {v('scale.parallel')} processes of {v('scale.chunk')} objects (the controller's concurrency is 8).")
     w("")
     w("| step | measured | result |")
@@ -331,7 +365,9 @@ def cmd_results(out, md_path, json_path):
     w(f"| idle, kube-apiserver CPU | webhook running / webhook stopped | "
       f"**{fmt(v('idle.apiserver_cpu_s'), 2)} s / {fmt(v('idle_stopped.apiserver_cpu_s'), 2)} s**, ratio "
       f"{ratio(v('idle.apiserver_cpu_s'), v('idle_stopped.apiserver_cpu_s'), 2)} (etcd {fmt(v('idle.etcd_cpu_s'), 2)} s / "
-      f"{fmt(v('idle_stopped.etcd_cpu_s'), 2)} s; the webhook itself {fmt(v('idle.webhook_cpu_s'), 2)} s) |")
+      f"{fmt(v('idle_stopped.etcd_cpu_s'), 2)} s; the webhook itself {fmt(v('idle.webhook_cpu_s'), 2)} s; requests "
+      f"served {fmt(v('idle.apiserver_requests'))} / {fmt(v('idle_stopped.apiserver_requests'))}, apiserver Go GC cycles "
+      f"{v('idle.apiserver_gc_cycles')} / {v('idle_stopped.apiserver_gc_cycles')}) |")
     w(f"| restart of the webhook | writes during the {v('restart.window_s')} s after /readyz | "
       f"**{v('restart.writes_window')}** (since process start: {v('restart.writes_since_start')}; ready after "
       f"{fmt(v('restart.ready_s'))} s; every parent compared (full resync done) after "
@@ -351,10 +387,10 @@ def cmd_results(out, md_path, json_path):
       "webhook with its controller, as `dev`'s user egress-webhook, same address) starts, /metrics is read "
       "every second, and the cluster is compared with `render` once the creates reach the expected count "
       "and the queue is empty (the time reported is the sample before that comparison; writes did not "
-      "change while it ran). CPU seconds are utime+stime of /proc/PID/stat. (3) admission: a fresh `dev` "
+      "change while it ran). CPU seconds are utime+stime of /proc/PID/stat, sampled every second too (JSON `cpu`). (3) admission: a fresh `dev` "
       "with its own (in-process) webhook and controller.")
     w("")
-    w(f"Raw numbers and the per-second metric samples: `bench/results/controller-scale.json`.")
+    w(f"Raw numbers and the per-second samples: `{os.path.basename(json_path)}` next to this file.")
     with open(md_path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -368,6 +404,7 @@ def main():
         "field": cmd_field,
         "metrics": cmd_metrics,
         "compare": cmd_compare,
+        "apidiff": cmd_apidiff,
         "results": cmd_results,
     }[cmd](*args)
 
