@@ -61,7 +61,9 @@ pub struct VerbLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
-    /// repair (a companion put back or removed by the reconciler), orphan, conflict, error
+    /// repair (a companion someone else changed or deleted, put back), orphan (companions of a
+    /// parent that does not exist, removed), sync (companions following a change of their
+    /// inputs), conflict, error
     pub outcome: String,
 }
 
@@ -160,7 +162,7 @@ impl Metrics {
         let reconcile = Family::<ReconcileLabels, Counter>::default();
         registry.register(
             "reconcile_events",
-            "Reconciler outcomes: repairs (drift put right), orphans removed, apply conflicts, errors",
+            "Reconciles that wrote, by outcome: repair (drift put right), orphan, sync (inputs changed); and conflicts, errors",
             reconcile.clone(),
         );
         let queue_depth = Gauge::default();

@@ -173,6 +173,14 @@ fn restarts_send_nothing_and_a_second_replica_takes_over() {
         std::fs::read_to_string(replica.log()).unwrap_or_default()
     );
     eprintln!("deleted VirtualService back after {:?}", t.elapsed());
+    assert_eq!(
+        metric(
+            replica.metrics_addr,
+            "egress_webhook_reconcile_events_total{outcome=\"repair\"}"
+        ),
+        1.0,
+        "the put-back counted as one repair"
+    );
     // And it admits and writes: a new parent's companions are there when apply returns.
     apply(
         &dev,

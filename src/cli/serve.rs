@@ -191,7 +191,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             deadline: args.write_timeout,
         });
         companions = Some((writes, metrics, running));
-        tracing::info!("watching the cluster; /readyz turns true when the catalog is synced");
+        tracing::info!(
+            "watching the cluster; /readyz turns true when the catalog and the companion watches have listed"
+        );
         catalog
     };
     let mut cfg = ServeConfig::new(

@@ -193,6 +193,11 @@ impl Observed {
         (until > Instant::now()).then_some(until)
     }
 
+    /// Was `key` last changed by someone else (its state now is not what we wrote)?
+    pub fn changed_by_others(&self, key: &CompanionKey) -> bool {
+        self.index().foreign.contains_key(key)
+    }
+
     /// About to send a write of `key` (`spec: None` for a delete): its echo is not foreign.
     pub fn sending(&self, key: &CompanionKey, spec: Option<Value>) {
         let mut index = self.index();

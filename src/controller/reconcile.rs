@@ -90,12 +90,24 @@ impl Controller {
                 again = Some(Duration::from_millis(200));
             }
         }
+        // What kind of work this is, for `reconcile_events_total{outcome}`: putting back what
+        // someone else changed or deleted (drift), removing an orphan's companions, or following
+        // a change of the inputs (a new or changed parent, Service or ServiceAccount).
+        let outcome = if !known {
+            "orphan"
+        } else if steps
+            .iter()
+            .any(|s| self.observed.changed_by_others(&s.key()))
+        {
+            "repair"
+        } else {
+            "sync"
+        };
         let mut no_undo = Vec::new();
         match self.writer.run(&steps, None, &mut no_undo).await {
             Ok(report) => {
                 if !report.is_empty() {
-                    self.metrics
-                        .reconcile_outcome(if known { "repair" } else { "orphan" });
+                    self.metrics.reconcile_outcome(outcome);
                     tracing::info!(
                         parent = %format!("{} {}/{}", p.kind.as_str(), p.namespace, p.name),
                         created = ?report.created,
