@@ -11,7 +11,8 @@
 # A binary whose --version already reports the pinned version is not rebuilt, so a second run is
 # a no-op. Go's module and build caches stay at Go's defaults (GOMODCACHE, GOCACHE).
 #
-# Cost on 2 cores: cold about 8-9 min (kube-apiserver dominates), peak about 2 GB RAM while linking.
+# Cost on 2 cores: cold about 6 min on an idle machine, 9-11 min next to other builds (kube-apiserver
+# dominates; README.md has the measurements), peak about 2 GB RAM while linking.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.sh
