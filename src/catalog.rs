@@ -319,11 +319,6 @@ impl Catalog {
             .collect()
     }
 
-    /// Number of admissions not yet seen stored.
-    pub fn pending_count(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     /// The apiserver's answer (read live, defaulted by the caller) for a pending admission:
     /// what it says is stored replaces the admitted version, whatever it is. An admission that
     /// was refused later in the apiserver's chain ends here.

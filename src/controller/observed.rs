@@ -94,7 +94,14 @@ pub struct Observed {
 
 /// The parent a companion belongs to, from its labels.
 pub fn parent_from_labels(o: &DynamicObject) -> Option<ParentRef> {
-    let l = o.metadata.labels.as_ref()?;
+    parent_of_labels(o.metadata.labels.as_ref())
+}
+
+/// The parent named by a companion's labels (ours only).
+pub fn parent_of_labels(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> Option<ParentRef> {
+    let l = labels?;
     if l.get(MANAGED_BY).map(String::as_str) != Some(MANAGER) {
         return None;
     }

@@ -24,7 +24,7 @@ use crate::core::expand::metadata::MANAGED_BY;
 use crate::istio::IstioObject;
 use crate::metrics::Metrics;
 
-use super::observed::{Observed, parent_from_labels};
+use super::observed::{Observed, parent_from_labels, parent_of_labels};
 use super::plan::{CompanionKey, Step, desired_spec};
 
 /// No single request may hang a reconcile for longer than this.
@@ -157,7 +157,11 @@ impl Writer {
                     match existing {
                         // Not ours, or ours but another parent's (two parents whose names
                         // sanitize alike): never overwritten.
-                        Some(o) if !is_ours(&o) || parent_from_labels(&o) != desired_parent(d) => {
+                        Some(o)
+                            if !is_ours(&o)
+                                || parent_from_labels(&o)
+                                    != parent_of_labels(d.metadata.labels.as_ref()) =>
+                        {
                             return Err(WriteError::Conflict(key));
                         }
                         Some(o) => {
@@ -267,19 +271,6 @@ impl Writer {
             }
         }
     }
-}
-
-/// The parent a desired object names in its labels.
-fn desired_parent(d: &IstioObject) -> Option<crate::core::expand::ParentRef> {
-    let probe = DynamicObject {
-        types: None,
-        metadata: kube::api::ObjectMeta {
-            labels: d.metadata.labels.clone(),
-            ..Default::default()
-        },
-        data: serde_json::Value::Null,
-    };
-    parent_from_labels(&probe)
 }
 
 fn is_ours(o: &DynamicObject) -> bool {
