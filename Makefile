@@ -9,12 +9,36 @@ BIN := $(TARGET_DIR)/release/egress-webhook
 # EGRESS_SKIP_CLUSTER_TESTS=1 skips the cluster tests, and with them the control-plane build.
 CONTROLPLANE := $(if $(filter 1,$(EGRESS_SKIP_CLUSTER_TESTS)),,controlplane)
 
-.PHONY: all build test lint unit controlplane dev dev-up dev-down crds manifests bench bench-controller golden clean
+.PHONY: all build static static-path image test lint unit controlplane dev dev-up dev-down crds manifests bench bench-controller golden clean
 
 all: build
 
 build:
 	$(CARGO) build --locked --release
+
+# The static binary: glibc's static libraries (crt-static), for the host's triple, so that it
+# runs with nothing but itself (an empty root, distroless/static). STATIC_PROFILE=dev builds
+# it quicker, unoptimized (the test of the recipe does that).
+STATIC_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
+STATIC_PROFILE ?= release
+STATIC_BIN = $(TARGET_DIR)/$(STATIC_TARGET)/$(if $(filter dev,$(STATIC_PROFILE)),debug,$(STATIC_PROFILE))/egress-webhook
+
+## A statically linked binary; prints its path.
+static:
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --locked --bin egress-webhook \
+		--profile $(STATIC_PROFILE) --target $(STATIC_TARGET)
+	@echo "static binary: $(STATIC_BIN)"
+
+static-path:
+	@echo $(STATIC_BIN)
+
+# The image name the Deployment in manifests/ refers to.
+IMAGE ?= egress-webhook:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+## The container image (Dockerfile) with docker, podman or buildah, whichever can build here;
+## fails, saying so, when none can.
+image:
+	IMAGE=$(IMAGE) hack/image/build.sh
 
 ## Every test: formatting, lints, unit, rule cases, golden expansion, Istio validity, CLI, and the
 ## tests on a real etcd + kube-apiserver + kube-controller-manager (built first; ~9 min cold, 0.4 s warm).

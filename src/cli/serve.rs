@@ -161,10 +161,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             &opts,
         ))
     } else {
-        let client = match &args.kubeconfig {
-            Some(path) => cluster::client_from_kubeconfig(path).await?,
+        let (client, source) = match &args.kubeconfig {
+            Some(path) => (
+                cluster::client_from_kubeconfig(path).await?,
+                cluster::config::ConfigSource::Kubeconfig(format!("{} (--kubeconfig)", path.display())),
+            ),
             None => cluster::default_client().await?,
         };
+        // Whose rights the catalog and the writes run with: the first thing to check when
+        // /readyz stays false or a write is forbidden.
+        tracing::info!(configuration = %source, "Kubernetes client");
         let (catalog, source) = cluster::catalog::cluster_catalog(client.clone(), &opts);
         _source = Some(source);
         let settings = crate::controller::Settings {

@@ -4,6 +4,7 @@
 //! (`dev`).
 
 pub mod catalog;
+pub mod config;
 pub mod dev;
 pub mod webhook;
 
@@ -28,17 +29,27 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, ClientE
     kube::Client::try_from(config).map_err(ClientError::Client)
 }
 
-/// The in-cluster configuration (service account token), else `$KUBECONFIG` / `~/.kube/config`.
-pub async fn default_client() -> Result<kube::Client, ClientError> {
-    kube::Client::try_default()
-        .await
-        .map_err(ClientError::Client)
+/// The in-cluster configuration (service account token), else `$KUBECONFIG` / `~/.kube/config`,
+/// and which of them it was (see [`config`] for why in-cluster comes first).
+pub async fn default_client() -> Result<(kube::Client, config::ConfigSource), ClientError> {
+    let (config, source) = config::default_config().await?;
+    Ok((
+        kube::Client::try_from(config).map_err(ClientError::Client)?,
+        source,
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("kubeconfig {path}: {message}")]
     Kubeconfig { path: String, message: String },
+    #[error("in-cluster configuration: {message}")]
+    InCluster { message: String },
+    #[error("no Kubernetes configuration: not in a cluster ({in_cluster}); {kubeconfig}")]
+    NoConfiguration {
+        in_cluster: String,
+        kubeconfig: String,
+    },
     #[error("building a Kubernetes client: {0}")]
     Client(#[source] kube::Error),
 }
