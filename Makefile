@@ -19,13 +19,17 @@ build:
 # The static binary: glibc's static libraries (crt-static), for the host's triple, so that it
 # runs with nothing but itself (an empty root, distroless/static). STATIC_PROFILE=dev builds
 # it quicker, unoptimized (the test of the recipe does that).
+# getrandom_backend: getrandom 0.3/0.4 find glibc's getrandom() with dlsym, which a static
+# binary cannot do, and then read /dev/urandom; this makes them call it directly, so that no
+# /dev is needed either (0.2, under ring, already makes the system call).
+STATIC_RUSTFLAGS := -C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"
 STATIC_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_PROFILE ?= release
 STATIC_BIN = $(TARGET_DIR)/$(STATIC_TARGET)/$(if $(filter dev,$(STATIC_PROFILE)),debug,$(STATIC_PROFILE))/egress-webhook
 
 ## A statically linked binary; prints its path.
 static:
-	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --locked --bin egress-webhook \
+	RUSTFLAGS='$(STATIC_RUSTFLAGS)' $(CARGO) build --locked --bin egress-webhook \
 		--profile $(STATIC_PROFILE) --target $(STATIC_TARGET)
 	@echo "static binary: $(STATIC_BIN)"
 
