@@ -176,7 +176,12 @@ fn serve_prefers_the_service_account_and_falls_back_to_the_kubeconfig() {
     let stranger = cp.mint_user("stranger", &[]).unwrap();
     let can = cp
         .kubectl_command_for(&stranger.kubeconfig)
-        .args(["auth", "can-i", "list", "externalservices.networking.gloo.solo.io"])
+        .args([
+            "auth",
+            "can-i",
+            "list",
+            "externalservices.networking.gloo.solo.io",
+        ])
         .output()
         .unwrap();
     assert_eq!(
@@ -224,7 +229,10 @@ fn serve_prefers_the_service_account_and_falls_back_to_the_kubeconfig() {
         .unwrap_or_else(|| panic!("no configuration line in the log:\n{log}"));
     eprintln!("in a pod: {line}");
     assert!(line.contains("in-cluster configuration"), "{line}");
-    assert!(line.contains(&format!("https://127.0.0.1:{port}")), "{line}");
+    assert!(
+        line.contains(&format!("https://127.0.0.1:{port}")),
+        "{line}"
+    );
     drop(pod);
 
     // Not in a pod (no service-account files; the variables alone do not count): the

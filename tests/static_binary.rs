@@ -132,7 +132,10 @@ impl Drop for Running {
 #[test]
 fn static_binary_is_statically_linked() {
     let bin = static_binary();
-    let file = Command::new("file").arg(bin).output().expect("file(1) runs");
+    let file = Command::new("file")
+        .arg(bin)
+        .output()
+        .expect("file(1) runs");
     let file = text(&file.stdout);
     eprintln!("file: {}", file.trim());
     // glibc's crt-static links a static PIE: file(1) says "static-pie linked".
@@ -179,12 +182,19 @@ fn static_binary_serves_from_an_empty_root() {
         text(&version.stdout)
     );
     let help = run_ok(in_root(&tools, root.path(), &["--help"]), "--help");
-    assert!(text(&help.stdout).contains("serve"), "{}", text(&help.stdout));
+    assert!(
+        text(&help.stdout).contains("serve"),
+        "{}",
+        text(&help.stdout)
+    );
     run_ok(
         in_root(&tools, root.path(), &["certs", "--dir", "/tls"]),
         "certs",
     );
-    let check = run_ok(in_root(&tools, root.path(), &["check", "/examples"]), "check");
+    let check = run_ok(
+        in_root(&tools, root.path(), &["check", "/examples"]),
+        "check",
+    );
     assert!(
         !text(&check.stdout).contains("error:"),
         "{}",
@@ -246,7 +256,12 @@ fn static_binary_serves_from_an_empty_root() {
             ))
             .unwrap_or_else(|e| panic!("POST {path}: {e}\n{}", log_text()));
         answer.assert_answers(&uid);
-        assert_eq!(answer.response()["allowed"], true, "{path}: {}", answer.text);
+        assert_eq!(
+            answer.response()["allowed"],
+            true,
+            "{path}: {}",
+            answer.text
+        );
     }
 
     // SIGTERM: the graceful path (no /proc or /dev in the root) ends with exit 0.
@@ -267,4 +282,83 @@ fn static_binary_serves_from_an_empty_root() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "serve exited {status}:\n{}", log_text());
+}
+
+/// glibc resolves names through NSS modules that a static binary cannot load; glibc 2.34+
+/// builds the `files` and `dns` modules in, so /etc/hosts (and /etc/resolv.conf) still work
+/// with no nsswitch.conf and no libnss_*.so. In a pod the apiserver is an IP
+/// (KUBERNETES_SERVICE_HOST), but a `--kubeconfig` may name a host: resolve one in the empty
+/// root and see the connection arrive.
+#[test]
+fn static_binary_resolves_names_from_etc_hosts() {
+    let tools = match empty_root_tools() {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("SKIPPED: cannot enter an empty root: {why}");
+            return;
+        }
+    };
+    let bin = static_binary();
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(bin, root.path().join("egress-webhook")).expect("copy the binary");
+    run_ok(
+        in_root(&tools, root.path(), &["certs", "--dir", "/tls"]),
+        "certs",
+    );
+    // The "apiserver": a listener that only needs to see the TCP connection.
+    let apiserver = TcpListener::bind("127.0.0.1:0").unwrap();
+    apiserver.set_nonblocking(true).unwrap();
+    let port = apiserver.local_addr().unwrap().port();
+    std::fs::create_dir(root.path().join("etc")).unwrap();
+    std::fs::write(
+        root.path().join("etc/hosts"),
+        "127.0.0.1 apiserver.example.test\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.path().join("kubeconfig"),
+        format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters: [{{name: c, cluster: {{server: 'https://apiserver.example.test:{port}', certificate-authority: /tls/ca.crt}}}}]\n\
+             users: [{{name: u, user: {{token: not-checked}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n\
+             current-context: c\n"
+        ),
+    )
+    .unwrap();
+    let log = root.path().join("serve.log");
+    let mut cmd = in_root(
+        &tools,
+        root.path(),
+        &[
+            "serve",
+            "--kubeconfig=/kubeconfig",
+            "--tls-cert=/tls/tls.crt",
+            "--tls-key=/tls/tls.key",
+            &format!("--listen=127.0.0.1:{}", free_port()),
+        ],
+    );
+    cmd.stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut server = Running(cmd.spawn().expect("unshare runs"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match apiserver.accept() {
+            Ok((_, peer)) => {
+                eprintln!("apiserver.example.test resolved: connection from {peer}");
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("accept: {e}"),
+        }
+        let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(status) = server.0.try_wait().unwrap() {
+            panic!("serve exited ({status}):\n{log_text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection to apiserver.example.test:{port}:\n{log_text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -29,7 +29,8 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "kubeconfig")]
     pub objects: Vec<String>,
     /// Watch the cluster of this kubeconfig (its current context). Without it and without
-    /// --objects: the in-cluster configuration.
+    /// --objects: the in-cluster configuration when the service-account token is mounted, else
+    /// $KUBECONFIG / ~/.kube/config.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// With a cluster: the identities allowed to change the generated Istio objects (the guard);
@@ -164,7 +165,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (client, source) = match &args.kubeconfig {
             Some(path) => (
                 cluster::client_from_kubeconfig(path).await?,
-                cluster::config::ConfigSource::Kubeconfig(format!("{} (--kubeconfig)", path.display())),
+                cluster::config::ConfigSource::flag(path),
             ),
             None => cluster::default_client().await?,
         };

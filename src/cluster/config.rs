@@ -29,6 +29,13 @@ pub enum ConfigSource {
     Kubeconfig(String),
 }
 
+impl ConfigSource {
+    /// The kubeconfig of `--kubeconfig`.
+    pub fn flag(path: &Path) -> Self {
+        ConfigSource::Kubeconfig(format!("{} (--kubeconfig)", path.display()))
+    }
+}
+
 impl fmt::Display for ConfigSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -125,9 +132,8 @@ mod tests {
 
         let err = in_cluster_present(env_with(&[(PORT_ENV, "443")]), &token).unwrap_err();
         assert!(err.contains(HOST_ENV), "{err}");
-        let err =
-            in_cluster_present(env_with(&[(HOST_ENV, "10.0.0.1"), (PORT_ENV, "")]), &token)
-                .unwrap_err();
+        let err = in_cluster_present(env_with(&[(HOST_ENV, "10.0.0.1"), (PORT_ENV, "")]), &token)
+            .unwrap_err();
         assert!(err.contains(PORT_ENV), "{err}");
     }
 
