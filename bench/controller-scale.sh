@@ -14,7 +14,7 @@
 #             parents are defaulted and validated as in production, and no companion is written),
 #             and N_ES ExternalServices + N_AP AccessPolicies + N_VG VirtualGateways are stored with
 #             kubectl apply --server-side (PARALLEL x CHUNK). No companion may exist afterwards.
-#   converge  `serve --kubeconfig` (the webhook with its controller, as dev's user egress-webhook)
+#   converge  `serve --kubeconfig` (the webhook with its controller, as dev's ServiceAccount egress-webhook)
 #             starts on the same address; /metrics every second until every companion equals
 #             `render` (full comparison of kind, namespace, name, spec, labels, annotations).
 #   idle      IDLE_SECONDS with the webhook running: companion writes (metric, must be 0),
@@ -127,7 +127,7 @@ dev_up() {
   RUN_DIR=${dirs[0]}
   users=("$RUN_DIR"/users/*egress-webhook.kubeconfig)
   USER_KCFG=${users[0]}
-  [ -f "$USER_KCFG" ] || die "no kubeconfig of the user egress-webhook in $RUN_DIR/users"
+  [ -f "$USER_KCFG" ] || die "no kubeconfig of the ServiceAccount egress-webhook in $RUN_DIR/users"
   APISERVER_PID=$(child_pid kube-apiserver)
   ETCD_PID=$(child_pid etcd)
   [ -n "$APISERVER_PID" ] && [ -n "$ETCD_PID" ] || die "kube-apiserver/etcd not found among the children of $DEV_PID"
@@ -227,7 +227,9 @@ start_serve() { # file|cluster LOGNAME
   if [ "$1" = file ]; then
     args+=(--objects "$SCALE")
   else
-    args+=(--kubeconfig "$USER_KCFG" --writer-identity egress-webhook --lease-namespace egress-webhook)
+    # dev's identity: the ServiceAccount of manifests/base/rbac.yaml, with a TokenRequest token.
+    args+=(--kubeconfig "$USER_KCFG" --writer-identity system:serviceaccount:egress-webhook:egress-webhook
+      --lease-namespace egress-webhook)
   fi
   "$BIN" "${args[@]}" >"$OUT/$2.log" 2>&1 &
   SERVE_PID=$!
@@ -378,7 +380,7 @@ rec store.companions_after "$store_companions"
 log "  stored in $store_s s ($n_es ExternalServices, $n_ap AccessPolicies, $n_vg VirtualGateways, defaulted; 0 companions)"
 
 # --- converge -------------------------------------------------------------------------------------
-log "converge: starting the webhook with its controller (serve --kubeconfig, user egress-webhook)"
+log "converge: starting the webhook with its controller (serve --kubeconfig, ServiceAccount egress-webhook)"
 T0=$(now)
 start_serve cluster serve-1
 ready_s="" first_write_s="" last_write_s="" converged_s="" compared_at=-1 last_total=-1 stable_since=0

@@ -243,7 +243,7 @@ fn report_and_apply(dev: &DevCluster, args: &DevArgs, dir: Option<&Path>, starte
         t.crds
     );
     println!(
-        "  webhook    {}/mutate, /validate  as user {}, cluster name {}  (catalog synced in {:.1?}; registered and called by the apiserver in {:.1?})",
+        "  webhook    {}/mutate, /validate  as {}, cluster name {}  (catalog synced in {:.1?}; registered and called by the apiserver in {:.1?})",
         dev.webhook_url(),
         dev.webhook_user().name,
         dev.core_options().cluster_name,

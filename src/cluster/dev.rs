@@ -3,9 +3,10 @@
 //! webhook running under its own identity, and the webhook configurations registered at
 //! `https://127.0.0.1:<port>`. Used by the end-to-end tests and by `egress-webhook dev`.
 //!
-//! Start order: control plane; CRDs (until Established); the webhook's identity (a client
-//! certificate user `egress-webhook` bound to the ClusterRole of `manifests/deploy/10-rbac.yaml`:
-//! the webhook never uses the admin kubeconfig); serving certificates (`certs`); the webhook
+//! Start order: control plane; CRDs (until Established); the webhook's identity (the
+//! ServiceAccount and RBAC of `manifests/base/rbac.yaml` in the own namespace, and a token from
+//! the TokenRequest API: the webhook never uses the admin kubeconfig, see `identity`); serving
+//! certificates (`certs`); the webhook
 //! (in-process, or as a child process of a given binary) until its catalog is synced; the webhook
 //! configurations; and finally a poll of server-side dry-run creates until the mutating webhook
 //! has defaulted one and the validating webhook has denied one, which proves the apiserver calls
@@ -26,17 +27,15 @@ use crate::admission::{self, Running, ServeConfig, server::ServeError, tls::Cert
 use crate::catalog::Catalog;
 use crate::certs::{self, CertsError};
 use crate::controlplane::{
-    self, ControlPlane, UserCredentials,
+    self, ControlPlane,
     process::{self, Managed, Spawner},
 };
 use crate::core::Options;
 
 use super::catalog::{ClusterSource, cluster_catalog};
+use super::identity::{self, WebhookIdentity};
 use super::webhook::{self, Endpoint, Registration};
 use super::{ClientError, client_from_kubeconfig};
-
-/// The webhook's own user name (its client certificate's CN).
-pub const IDENTITY: &str = "egress-webhook";
 
 /// The real Istio CRDs (1.24.6), installed next to ours.
 pub const ISTIO_CRDS: &str = include_str!("../../manifests/istio/crds-1.24.6.yaml");
@@ -146,7 +145,7 @@ pub struct DevCluster {
     spawner: Option<Spawner>,
     runtime: Option<tokio::runtime::Runtime>,
     cp: Option<ControlPlane>,
-    user: UserCredentials,
+    user: WebhookIdentity,
     webhook_addr: SocketAddr,
     ca_pem: String,
     /// The webhook's "own" namespace (excluded by the namespaceSelector; holds the Lease).
@@ -184,7 +183,7 @@ impl DevCluster {
         let crds = t.elapsed();
 
         let t = Instant::now();
-        let user = webhook_identity(&cp, &opts.own_namespace)?;
+        let user = identity::create(&cp, &opts.own_namespace)?;
         let tls_dir = cp.run_dir().join("webhook-tls");
         let bundle = certs::generate(&["localhost".to_string(), "127.0.0.1".to_string()], 30)?;
         certs::write(&tls_dir, &bundle)?;
@@ -227,7 +226,7 @@ impl DevCluster {
                     );
                     cfg.companions = Some(Arc::new(crate::admission::handlers::CompanionWrites {
                         controller: controller.controller.clone(),
-                        guard_identities: vec![IDENTITY.to_string()],
+                        guard_identities: vec![user.name.clone()],
                         deadline: Duration::from_secs(6),
                     }));
                     cfg.metrics = Some(metrics);
@@ -275,7 +274,7 @@ impl DevCluster {
                         format!("--tls-key={}", cert_files.key.display()),
                         format!("--cluster-name={}", opts.cluster_name),
                         "--shutdown-delay=0s".into(),
-                        format!("--writer-identity={IDENTITY}"),
+                        format!("--writer-identity={}", user.name),
                         format!("--lease-namespace={}", opts.own_namespace),
                         "--shutdown-grace=2s".into(),
                     ],
@@ -330,7 +329,7 @@ impl DevCluster {
             endpoint: Endpoint::Url(format!("https://{addr}")),
             ca_bundle_pem: Some(self.ca_pem.clone()),
             own_namespace: self.own_namespace.clone(),
-            writer_identities: vec![IDENTITY.to_string()],
+            writer_identities: vec![self.user.name.clone()],
         };
         let yaml = webhook::to_yaml(&reg)
             .map_err(|e| DevError::Setup(format!("webhook configurations: {e}")))?;
@@ -462,8 +461,8 @@ impl DevCluster {
         self.cp().kubeconfig()
     }
 
-    /// The webhook's own identity (client certificate user and its kubeconfig).
-    pub fn webhook_user(&self) -> &UserCredentials {
+    /// The webhook's own identity (its ServiceAccount, and a kubeconfig with its token).
+    pub fn webhook_user(&self) -> &WebhookIdentity {
         &self.user
     }
 
@@ -614,42 +613,6 @@ impl Drop for DevCluster {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
-}
-
-/// Creates the webhook's user: the ClusterRole of the RBAC manifest, a binding to user
-/// [`IDENTITY`], and a client certificate with its kubeconfig.
-fn webhook_identity(cp: &ControlPlane, own_namespace: &str) -> Result<UserCredentials, DevError> {
-    let role = webhook::cluster_role().map_err(DevError::Setup)?;
-    let role_name = role.metadata.name.clone().unwrap_or_default();
-    let binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": format!("{role_name}-dev-user")},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": IDENTITY}]
-    });
-    // The Lease of the controller's leader election lives in the webhook's own namespace.
-    let mut lease_role = webhook::leader_election_role().map_err(DevError::Setup)?;
-    lease_role["metadata"]["namespace"] = json!(own_namespace);
-    let lease_role_name = lease_role["metadata"]["name"].clone();
-    let lease_binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": format!("{}-dev-user", lease_role_name.as_str().unwrap_or("")), "namespace": own_namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": lease_role_name},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": IDENTITY}]
-    });
-    let namespace =
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": own_namespace}});
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": [namespace, role, binding, lease_role, lease_binding]});
-    let out = cp.kubectl_with_stdin(&["apply", "-f", "-"], &list.to_string())?;
-    if !out.status.success() {
-        return Err(DevError::Setup(format!(
-            "applying the webhook's RBAC: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(cp.mint_user(IDENTITY, &[])?)
 }
 
 /// Calls `f` every 50 ms until it succeeds or `deadline` passes.

@@ -1,10 +1,11 @@
 //! Everything that talks to a Kubernetes apiserver: the catalog's watch caches and live lookups
 //! (`catalog`), the webhook configurations and RBAC the webhook is registered with (`webhook`),
-//! and the local development cluster used by `egress-webhook dev` and the end-to-end tests
-//! (`dev`).
+//! the local development cluster used by `egress-webhook dev` and the end-to-end tests (`dev`),
+//! and the webhook's ServiceAccount identity there (`identity`).
 
 pub mod catalog;
 pub mod dev;
+pub mod identity;
 pub mod webhook;
 
 use std::path::Path;
