@@ -523,7 +523,12 @@ fn base_manifests_and_webhook_configurations_are_valid_on_the_apiserver() {
     let base = e2e::repo("manifests/base");
     let out = kubectl(
         &dev,
-        &["apply", "--dry-run=server", "-k", &base.display().to_string()],
+        &[
+            "apply",
+            "--dry-run=server",
+            "-k",
+            &base.display().to_string(),
+        ],
     )
     .expect_ok("dry-run apply of manifests/base");
     for object in [

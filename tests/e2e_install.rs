@@ -142,14 +142,20 @@ fn can_i(dev: &DevCluster, verb: &str, resource: &str, ns: Option<&str>) -> Stri
     kubectl(dev, &args).stdout.trim().to_string()
 }
 
-fn check(dev: &DevCluster, cases: &[(&str, &str, Option<&str>, &str)]) {
-    let wrong: Vec<String> = cases
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str);
+
+/// The cases whose answer is not the wanted one.
+fn mismatches(dev: &DevCluster, cases: &[Case]) -> Vec<String> {
+    cases
         .iter()
         .filter_map(|(verb, res, ns, want)| {
             let got = can_i(dev, verb, res, *ns);
             (got != *want).then(|| format!("{verb} {res} in {ns:?}: {got}, want {want}"))
         })
-        .collect();
+        .collect()
+}
+
+fn assert_none(wrong: Vec<String>) {
     assert!(wrong.is_empty(), "can-i --as={SA}:\n{}", wrong.join("\n"));
 }
 
@@ -181,7 +187,7 @@ fn service_account_may_do_what_the_code_needs_and_no_more() {
 
     let ns = Some("egress-webhook");
     let default = Some("default");
-    let mut cases: Vec<(&str, &str, Option<&str>, &str)> = vec![
+    let mut cases: Vec<Case> = vec![
         ("get", "secrets", ns, "no"),
         ("list", "secrets", ns, "no"),
         ("get", "secrets", default, "no"),
@@ -194,8 +200,18 @@ fn service_account_may_do_what_the_code_needs_and_no_more() {
         ("list", "widgets.install-test.example.com", None, "no"),
         ("*", "*", None, "no"),
         ("*", "*", ns, "no"),
-        ("create", "externalservices.networking.gloo.solo.io", None, "no"),
-        ("patch", "accesspolicies.security.policy.gloo.solo.io", None, "no"),
+        (
+            "create",
+            "externalservices.networking.gloo.solo.io",
+            None,
+            "no",
+        ),
+        (
+            "patch",
+            "accesspolicies.security.policy.gloo.solo.io",
+            None,
+            "no",
+        ),
         ("update", "serviceentries.networking.istio.io", None, "no"),
         ("create", "sidecars.networking.istio.io", None, "no"),
         ("patch", "services", None, "no"),
@@ -203,15 +219,55 @@ fn service_account_may_do_what_the_code_needs_and_no_more() {
         ("delete", "leases/egress-webhook-controller", ns, "no"),
         ("patch", "leases/some-other-lease", ns, "no"),
         ("create", "serviceaccounts/token", ns, "no"),
-        ("patch", "mutatingwebhookconfigurations/egress-webhook", None, "no"),
+        (
+            "patch",
+            "mutatingwebhookconfigurations/egress-webhook",
+            None,
+            "no",
+        ),
         // What the code does (src/cluster/catalog.rs, src/controller/, kube-lease-manager).
-        ("list", "externalservices.networking.gloo.solo.io", None, "yes"),
-        ("watch", "externalservices.networking.gloo.solo.io", None, "yes"),
-        ("get", "externalservices.networking.gloo.solo.io", default, "yes"),
-        ("watch", "virtualgateways.networking.gloo.solo.io", None, "yes"),
-        ("get", "virtualgateways.networking.gloo.solo.io", default, "yes"),
-        ("watch", "accesspolicies.security.policy.gloo.solo.io", None, "yes"),
-        ("get", "accesspolicies.security.policy.gloo.solo.io", default, "yes"),
+        (
+            "list",
+            "externalservices.networking.gloo.solo.io",
+            None,
+            "yes",
+        ),
+        (
+            "watch",
+            "externalservices.networking.gloo.solo.io",
+            None,
+            "yes",
+        ),
+        (
+            "get",
+            "externalservices.networking.gloo.solo.io",
+            default,
+            "yes",
+        ),
+        (
+            "watch",
+            "virtualgateways.networking.gloo.solo.io",
+            None,
+            "yes",
+        ),
+        (
+            "get",
+            "virtualgateways.networking.gloo.solo.io",
+            default,
+            "yes",
+        ),
+        (
+            "watch",
+            "accesspolicies.security.policy.gloo.solo.io",
+            None,
+            "yes",
+        ),
+        (
+            "get",
+            "accesspolicies.security.policy.gloo.solo.io",
+            default,
+            "yes",
+        ),
         ("list", "services", None, "yes"),
         ("watch", "services", None, "yes"),
         ("list", "serviceaccounts", None, "yes"),
@@ -225,42 +281,58 @@ fn service_account_may_do_what_the_code_needs_and_no_more() {
             cases.push((verb, kind, None, "yes"));
         }
     }
-    check(&dev, &cases);
+    assert_none(mismatches(&dev, &cases));
 
     // The self-signed overlay adds its one Secret and the caBundle of its configurations.
     let rbac = repo("manifests/overlays/self-signed/rbac.yaml");
     let rbac = rbac.display().to_string();
     kubectl(&dev, &["apply", "-f", &rbac]).expect_ok("self-signed RBAC");
-    let result = std::panic::catch_unwind(|| {
-        check(
-            &dev,
-            &[
-                ("get", "secrets/egress-webhook-tls", ns, "yes"),
-                ("update", "secrets/egress-webhook-tls", ns, "yes"),
-                ("patch", "secrets/egress-webhook-tls", ns, "yes"),
-                ("create", "secrets", ns, "yes"),
-                ("get", "secrets/other-secret", ns, "no"),
-                ("list", "secrets", ns, "no"),
-                ("watch", "secrets", ns, "no"),
-                ("delete", "secrets/egress-webhook-tls", ns, "no"),
-                ("get", "secrets/egress-webhook-tls", default, "no"),
-                ("create", "secrets", default, "no"),
-                ("get", "mutatingwebhookconfigurations/egress-webhook", None, "yes"),
-                ("patch", "mutatingwebhookconfigurations/egress-webhook", None, "yes"),
-                ("patch", "validatingwebhookconfigurations/egress-webhook", None, "yes"),
-                ("patch", "validatingwebhookconfigurations/other", None, "no"),
-                ("list", "validatingwebhookconfigurations", None, "no"),
-                ("delete", "mutatingwebhookconfigurations/egress-webhook", None, "no"),
-                ("get", "pods", ns, "no"),
-                ("*", "*", None, "no"),
-            ],
-        )
-    });
+    let wrong = mismatches(
+        &dev,
+        &[
+            ("get", "secrets/egress-webhook-tls", ns, "yes"),
+            ("update", "secrets/egress-webhook-tls", ns, "yes"),
+            ("patch", "secrets/egress-webhook-tls", ns, "yes"),
+            ("create", "secrets", ns, "yes"),
+            ("get", "secrets/other-secret", ns, "no"),
+            ("list", "secrets", ns, "no"),
+            ("watch", "secrets", ns, "no"),
+            ("delete", "secrets/egress-webhook-tls", ns, "no"),
+            ("get", "secrets/egress-webhook-tls", default, "no"),
+            ("create", "secrets", default, "no"),
+            (
+                "get",
+                "mutatingwebhookconfigurations/egress-webhook",
+                None,
+                "yes",
+            ),
+            (
+                "patch",
+                "mutatingwebhookconfigurations/egress-webhook",
+                None,
+                "yes",
+            ),
+            (
+                "patch",
+                "validatingwebhookconfigurations/egress-webhook",
+                None,
+                "yes",
+            ),
+            ("patch", "validatingwebhookconfigurations/other", None, "no"),
+            ("list", "validatingwebhookconfigurations", None, "no"),
+            (
+                "delete",
+                "mutatingwebhookconfigurations/egress-webhook",
+                None,
+                "no",
+            ),
+            ("get", "pods", ns, "no"),
+            ("*", "*", None, "no"),
+        ],
+    );
     // The other tests of this binary expect the base RBAC only.
     kubectl(&dev, &["delete", "-f", &rbac]).expect_ok("remove the self-signed RBAC");
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    assert_none(wrong);
 }
 
 /// The webhook's real token agrees with the impersonated answers above.
@@ -271,10 +343,16 @@ fn the_real_token_is_denied_secrets_and_allowed_its_watches() {
     };
     let kubeconfig = &dev.webhook_user().kubeconfig;
     for (args, want) in [
-        (["get", "secrets", "-n", "egress-webhook"], "no"),
-        (["get", "pods", "-n", "default"], "no"),
-        (["list", "externalservices.networking.gloo.solo.io", "-A"], "yes"),
-        (["patch", "serviceentries.networking.istio.io", "-A"], "yes"),
+        (&["get", "secrets", "-n", "egress-webhook"][..], "no"),
+        (&["get", "pods", "-n", "default"][..], "no"),
+        (
+            &["list", "externalservices.networking.gloo.solo.io", "-A"][..],
+            "yes",
+        ),
+        (
+            &["patch", "serviceentries.networking.istio.io", "-A"][..],
+            "yes",
+        ),
     ] {
         let out: Kubectl = dev
             .cp()

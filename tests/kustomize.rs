@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use egress_webhook::cluster::webhook::{self, DEFAULT_NAMESPACE, Registration};
 use e2e::repo;
+use egress_webhook::cluster::webhook::{self, DEFAULT_NAMESPACE, Registration};
 use egress_webhook::controlplane::Binaries;
 use serde_json::Value;
 
@@ -39,7 +39,8 @@ fn build(dir: &Path) -> Vec<Value> {
 fn kinds(objs: &[Value]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for o in objs {
-        *m.entry(o["kind"].as_str().unwrap().to_string()).or_default() += 1;
+        *m.entry(o["kind"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     m
 }
@@ -144,7 +145,10 @@ fn self_signed_overlay_runs_on_an_emptydir_with_its_secret_rbac() {
     ] {
         assert!(a.contains(&flag.to_string()), "{flag} in {a:?}");
     }
-    assert!(!a.iter().any(|f| f.contains("/etc/egress-webhook/tls")), "{a:?}");
+    assert!(
+        !a.iter().any(|f| f.contains("/etc/egress-webhook/tls")),
+        "{a:?}"
+    );
     let spec = pod_spec(&objs);
     assert!(spec["volumes"][0]["emptyDir"].is_object(), "{spec}");
     assert!(spec["volumes"][0].get("secret").is_none(), "{spec}");

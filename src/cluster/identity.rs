@@ -62,7 +62,12 @@ pub fn rbac_objects(namespace: &str) -> Result<Vec<Value>, String> {
 pub fn create(cp: &ControlPlane, namespace: &str) -> Result<WebhookIdentity, DevError> {
     let items = rbac_objects(namespace).map_err(DevError::Setup)?;
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
-    kubectl_ok(cp, &["apply", "-f", "-"], &list.to_string(), "applying the RBAC")?;
+    kubectl_ok(
+        cp,
+        &["apply", "-f", "-"],
+        &list.to_string(),
+        "applying the RBAC",
+    )?;
     let token = kubectl_ok(
         cp,
         &[

@@ -301,8 +301,7 @@ pub fn manifest_yaml() -> Result<String, serde_saphyr::SerializeError> {
 /// The ClusterRole of [`RBAC_MANIFEST`].
 pub fn cluster_role() -> Result<ClusterRole, String> {
     let doc = rbac_document("ClusterRole")?;
-    serde_json::from_value(doc)
-        .map_err(|e| format!("{RBAC_MANIFEST_PATH}: ClusterRole: {e}"))
+    serde_json::from_value(doc).map_err(|e| format!("{RBAC_MANIFEST_PATH}: ClusterRole: {e}"))
 }
 
 fn rbac_document(kind: &str) -> Result<serde_json::Value, String> {
