@@ -249,3 +249,59 @@ fn client_ca_component_switches_to_mtls_on_base_and_on_an_overlay() {
         assert_eq!(mount["readOnly"], true);
     }
 }
+
+/// No wildcard anywhere in the RBAC of any tree; the base grants nothing on Secrets or Pods, and
+/// the self-signed overlay grants Secrets only in its own Role (tests/e2e_install.rs asks the
+/// apiserver the same with `kubectl auth can-i`).
+#[test]
+fn rbac_has_no_wildcards_and_no_secrets_or_pods_in_the_base() {
+    if e2e::skip_cluster_tests() {
+        return;
+    }
+    let rules = |objs: &[Value]| -> Vec<(String, Value)> {
+        objs.iter()
+            .filter(|o| o["kind"] == "Role" || o["kind"] == "ClusterRole")
+            .flat_map(|o| {
+                let name = format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                );
+                o["rules"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |r| (name.clone(), r.clone()))
+            })
+            .collect()
+    };
+    let strings = |r: &Value, field: &str| -> Vec<String> {
+        serde_json::from_value(r[field].clone()).unwrap_or_default()
+    };
+    for tree in [
+        "manifests/base",
+        "manifests/overlays/self-signed",
+        "manifests/overlays/cert-manager",
+    ] {
+        for (role, r) in rules(&build(&repo(tree))) {
+            for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
+                assert!(
+                    !strings(&r, field).iter().any(|s| s.contains('*')),
+                    "{tree}: {role} has a wildcard in {field}: {r}"
+                );
+            }
+            let resources = strings(&r, "resources");
+            assert!(!resources.contains(&"pods".to_string()), "{tree}: {role}");
+            if resources.contains(&"secrets".to_string()) {
+                assert_eq!(
+                    (tree, role.as_str()),
+                    (
+                        "manifests/overlays/self-signed",
+                        "Role/egress-webhook-self-signed"
+                    ),
+                    "Secrets only in the self-signed Role"
+                );
+            }
+        }
+    }
+}
