@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod dev;
+pub mod self_signed;
 pub mod webhook;
 
 use std::path::Path;
