@@ -374,7 +374,7 @@ fn self_signed_creates_rotates_and_shares_its_certificate() {
     .expect_ok("dry-run apply of the ExternalService")
     .json();
     assert_eq!(
-        dry["spec"]["ports"][0]["targetPort"], 443,
+        dry["spec"]["ports"][0]["targetPort"]["number"], 443,
         "defaulted by the mutating webhook: {dry}"
     );
     kubectl(&dev, &["apply", "-f", es.to_str().unwrap()]).expect_ok("apply the ExternalService");
@@ -566,7 +566,10 @@ fn self_signed_creates_rotates_and_shares_its_certificate() {
         ],
     )
     .expect_ok("someone else's Secret");
-    let err = self_signed(&dev, &work.path().join("refused"), None, &[]).expect_err("refused");
+    let err = match self_signed(&dev, &work.path().join("refused"), None, &[]) {
+        Ok(r) => panic!("started on somebody else's Secret; log:\n{}", log_of(&r)),
+        Err(e) => e,
+    };
     assert!(
         err.contains(&format!("Secret {NS}/{SECRET}: data[tls.crt]"))
             && err.contains("leaves it alone"),
