@@ -4,7 +4,11 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use crate::admission::{ServeConfig, tls::CertFiles};
+use crate::admission::{
+    ServeConfig,
+    client_auth::{ClientAuth, ClientCa},
+    tls::CertFiles,
+};
 use crate::catalog::Catalog;
 use crate::cluster;
 use crate::load;
@@ -21,9 +25,23 @@ pub struct ServeArgs {
     pub tls_key: PathBuf,
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
-    /// Plain-HTTP listener for /metrics, /healthz and /readyz (they are on the TLS port too).
+    /// Plain-HTTP listener for /metrics, /healthz and /readyz, without client certificates (for
+    /// kubelet probes and Prometheus; on the admission port they need what a review needs).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Require a client certificate signed by a CA of this PEM file on every connection to the
+    /// admission port: the one the apiserver presents (its `--admission-control-config-file`
+    /// kubeConfigFile). Reloaded when the file changes.
+    #[arg(long, requires = "metrics_listen")]
+    pub client_ca: Option<PathBuf>,
+    /// With --client-ca: accept only certificates with one of these subject common names or
+    /// SANs (comma-separated; repeatable). Without it, any certificate the CA signed.
+    #[arg(long, value_delimiter = ',', requires = "client_ca")]
+    pub client_allowed_names: Vec<String>,
+    /// No client certificates, but a NetworkPolicy admits only the apiserver to the admission
+    /// port (reported as client-auth mode `network`).
+    #[arg(long, conflicts_with = "client_ca")]
+    pub ingress_restricted: bool,
     /// Objects the cross-object rules see (files or directories, as for `check`), instead of
     /// the cluster's.
     #[arg(long, conflicts_with = "kubeconfig")]
@@ -185,9 +203,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         key: args.tls_key.clone(),
     };
     // Local configuration first: a missing certificate is reported before any cluster is
-    // contacted. In the self-signed mode the files are written from the Secret below.
+    // contacted. In the self-signed mode the pair is written from the Secret below (and the
+    // client CA is checked when the server loads the pair).
     if args.self_signed.self_signed_secret.is_none() {
-        crate::admission::tls::load(&files)?;
+        crate::admission::tls::load_with(
+            &files,
+            &crate::admission::tls::ClientVerification {
+                ca: args.client_ca.clone().map(|ca_file| ClientCa {
+                    ca_file,
+                    allowed_names: Vec::new(),
+                }),
+                on_reject: None,
+            },
+        )?;
     }
     let mut self_signed_task = None;
     // Kept alive while serving: dropping it stops the watches.
@@ -252,6 +280,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     cfg.metrics_listen = args.metrics_listen;
+    cfg.client_auth = match (args.client_ca, args.ingress_restricted) {
+        (Some(ca_file), _) => ClientAuth::Mtls(ClientCa {
+            ca_file,
+            allowed_names: args.client_allowed_names,
+        }),
+        (None, true) => ClientAuth::Network,
+        (None, false) => ClientAuth::None,
+    };
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.max_connections = args.max_connections;
     cfg.review_timeout = args.review_timeout;

@@ -22,7 +22,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::admission::{self, Running, ServeConfig, server::ServeError, tls::CertFiles};
+use crate::admission::{
+    self, Running, ServeConfig,
+    client_auth::{ClientAuth, ClientCa},
+    server::ServeError,
+    tls::CertFiles,
+};
 use crate::catalog::Catalog;
 use crate::certs::{self, CertsError};
 use crate::controlplane::{
@@ -231,6 +236,7 @@ impl DevCluster {
                         deadline: Duration::from_secs(6),
                     }));
                     cfg.metrics = Some(metrics);
+                    cfg.client_auth = ClientAuth::Mtls(apiserver_client(&cp));
                     // /metrics, /readyz over plain HTTP too (`.dev/ready` names it), as in a pod.
                     cfg.metrics_listen = Some(([127, 0, 0, 1], 0).into());
                     cfg.shutdown_delay = Duration::ZERO;
@@ -278,6 +284,11 @@ impl DevCluster {
                         format!("--writer-identity={IDENTITY}"),
                         format!("--lease-namespace={}", opts.own_namespace),
                         "--shutdown-grace=2s".into(),
+                        format!("--client-ca={}", cp.webhook_client_ca_path().display()),
+                        format!(
+                            "--client-allowed-names={}",
+                            controlplane::WEBHOOK_CLIENT_NAME
+                        ),
                     ],
                     run_dir: cp.run_dir().to_path_buf(),
                     timeout: opts.webhook_timeout,
@@ -645,6 +656,15 @@ impl DevCluster {
 impl Drop for DevCluster {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// Only the apiserver may call the webhook: its client certificate (the admission kubeconfig of
+/// the control plane), checked by CA and name, as `serve --client-ca` does in a cluster.
+fn apiserver_client(cp: &ControlPlane) -> ClientCa {
+    ClientCa {
+        ca_file: cp.webhook_client_ca_path().to_path_buf(),
+        allowed_names: vec![controlplane::WEBHOOK_CLIENT_NAME.to_string()],
     }
 }
 
