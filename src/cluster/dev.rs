@@ -23,7 +23,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::admission::{self, Running, ServeConfig, server::ServeError, tls::CertFiles};
+use crate::admission::{
+    self, Running, ServeConfig,
+    client_auth::{ClientAuth, ClientCa},
+    server::ServeError,
+    tls::CertFiles,
+};
 use crate::catalog::Catalog;
 use crate::certs::{self, CertsError};
 use crate::controlplane::{
@@ -230,6 +235,7 @@ impl DevCluster {
                         deadline: Duration::from_secs(6),
                     }));
                     cfg.metrics = Some(metrics);
+                    cfg.client_auth = ClientAuth::Mtls(apiserver_client(&cp));
                     // /metrics, /readyz over plain HTTP too (`.dev/ready` names it), as in a pod.
                     cfg.metrics_listen = Some(([127, 0, 0, 1], 0).into());
                     cfg.shutdown_delay = Duration::ZERO;
@@ -277,6 +283,11 @@ impl DevCluster {
                         format!("--writer-identity={}", user.name),
                         format!("--lease-namespace={}", opts.own_namespace),
                         "--shutdown-grace=2s".into(),
+                        format!("--client-ca={}", cp.webhook_client_ca_path().display()),
+                        format!(
+                            "--client-allowed-names={}",
+                            controlplane::WEBHOOK_CLIENT_NAME
+                        ),
                     ],
                     run_dir: cp.run_dir().to_path_buf(),
                     timeout: opts.webhook_timeout,
@@ -325,9 +336,18 @@ impl DevCluster {
 
     /// Point the webhook configurations at the webhook listening on `addr` (ours, or a replica).
     pub fn register(&self, addr: SocketAddr) -> Result<(), DevError> {
+        self.register_with(addr, Some(&self.ca_pem))
+    }
+
+    /// [`Self::register`] with another caBundle, or none (for a webhook that sets its own).
+    pub fn register_with(
+        &self,
+        addr: SocketAddr,
+        ca_bundle_pem: Option<&str>,
+    ) -> Result<(), DevError> {
         let reg = Registration {
             endpoint: Endpoint::Url(format!("https://{addr}")),
-            ca_bundle_pem: Some(self.ca_pem.clone()),
+            ca_bundle_pem: ca_bundle_pem.map(str::to_string),
             own_namespace: self.own_namespace.clone(),
             writer_identities: vec![self.user.name.clone()],
         };
@@ -369,17 +389,40 @@ impl DevCluster {
     /// A second webhook process against the same cluster (its own ports and log), ready when
     /// this returns; it campaigns for the controller Lease like any replica.
     pub fn start_replica(&self, env: &[(&str, &str)]) -> Result<Replica, DevError> {
+        self.start_replica_with(ReplicaOptions {
+            env,
+            ..ReplicaOptions::default()
+        })
+    }
+
+    /// [`Self::start_replica`] with more flags, its own certificate files or address.
+    pub fn start_replica_with(&self, opts: ReplicaOptions<'_>) -> Result<Replica, DevError> {
         let (Some(spec), Some(spawner)) = (&self.process, &self.spawner) else {
             return Err(DevError::Setup(
                 "start_replica needs WebhookMode::Process".into(),
             ));
         };
         let ports = process::free_ports(2).map_err(io("picking free ports"))?;
-        let addr: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+        let addr = opts
+            .addr
+            .unwrap_or_else(|| ([127, 0, 0, 1], ports[0]).into());
         let metrics: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-        let log = format!("egress-webhook-replica-{}.log", ports[0]);
+        let log = format!("egress-webhook-replica-{}.log", addr.port());
         let deadline = Instant::now() + spec.timeout;
-        let child = spec.spawn(spawner, addr, metrics, &log, env, deadline)?;
+        let mut spec = ProcessSpec {
+            program: spec.program.clone(),
+            args: spec.args.clone(),
+            run_dir: spec.run_dir.clone(),
+            timeout: spec.timeout,
+        };
+        if let Some(tls) = &opts.tls {
+            spec.args
+                .retain(|a| !a.starts_with("--tls-cert=") && !a.starts_with("--tls-key="));
+            spec.args.push(format!("--tls-cert={}", tls.cert.display()));
+            spec.args.push(format!("--tls-key={}", tls.key.display()));
+        }
+        spec.args.extend(opts.args.iter().cloned());
+        let child = spec.spawn(spawner, addr, metrics, &log, opts.env, deadline)?;
         Ok(Replica {
             child,
             addr,
@@ -615,6 +658,15 @@ impl Drop for DevCluster {
     }
 }
 
+/// Only the apiserver may call the webhook: its client certificate (the admission kubeconfig of
+/// the control plane), checked by CA and name, as `serve --client-ca` does in a cluster.
+fn apiserver_client(cp: &ControlPlane) -> ClientCa {
+    ClientCa {
+        ca_file: cp.webhook_client_ca_path().to_path_buf(),
+        allowed_names: vec![controlplane::WEBHOOK_CLIENT_NAME.to_string()],
+    }
+}
+
 /// Calls `f` every 50 ms until it succeeds or `deadline` passes.
 fn poll(
     what: &'static str,
@@ -695,6 +747,18 @@ impl ProcessSpec {
         }
         Ok(child)
     }
+}
+
+/// How [`DevCluster::start_replica_with`] starts a webhook process.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaOptions<'a> {
+    pub env: &'a [(&'a str, &'a str)],
+    /// Flags added to the dev cluster's `serve` flags.
+    pub args: Vec<String>,
+    /// `--tls-cert`/`--tls-key` instead of the dev cluster's certificate files.
+    pub tls: Option<CertFiles>,
+    /// Listen here instead of on a free port.
+    pub addr: Option<SocketAddr>,
 }
 
 /// A second webhook process (see [`DevCluster::start_replica`]); dropping it kills it.

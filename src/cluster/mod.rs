@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod dev;
 pub mod identity;
+pub mod self_signed;
 pub mod webhook;
 
 use std::path::Path;
