@@ -60,7 +60,25 @@ fn pod_spec(objs: &[Value]) -> &Value {
 }
 
 fn args(objs: &[Value]) -> Vec<String> {
-    serde_json::from_value(pod_spec(objs)["containers"][0]["args"].clone()).unwrap()
+    let a: Vec<String> =
+        serde_json::from_value(pod_spec(objs)["containers"][0]["args"].clone()).unwrap();
+    parses_as_serve(&a);
+    a
+}
+
+/// The container's args are a valid `egress-webhook serve` command line: every flag exists,
+/// and none conflicts with another (--ingress-restricted with --client-ca, say).
+fn parses_as_serve(args: &[String]) {
+    use clap::{Args, FromArgMatches};
+    use egress_webhook::cli::serve::ServeArgs;
+    let cmd = clap::Command::new("egress-webhook")
+        .subcommand(ServeArgs::augment_args(clap::Command::new("serve")));
+    let m = cmd
+        .try_get_matches_from(std::iter::once("egress-webhook".to_string()).chain(args.to_vec()))
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let (name, sub) = m.subcommand().expect("a subcommand");
+    assert_eq!(name, "serve");
+    ServeArgs::from_arg_matches(sub).unwrap_or_else(|e| panic!("{args:?}: {e}"));
 }
 
 /// The base's objects, also part of each overlay.
