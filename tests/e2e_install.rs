@@ -292,7 +292,7 @@ fn service_account_may_do_what_the_code_needs_and_no_more() {
         &[
             ("get", "secrets/egress-webhook-tls", ns, "yes"),
             ("update", "secrets/egress-webhook-tls", ns, "yes"),
-            ("patch", "secrets/egress-webhook-tls", ns, "yes"),
+            ("patch", "secrets/egress-webhook-tls", ns, "no"),
             ("create", "secrets", ns, "yes"),
             ("get", "secrets/other-secret", ns, "no"),
             ("list", "secrets", ns, "no"),
