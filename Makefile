@@ -77,9 +77,10 @@ unit:
 crds:
 	$(CARGO) run --quiet --locked -- crds > manifests/crds/gloo-egress-crds.yaml
 
-## Regenerate manifests/webhook from the code (a test fails when it is stale).
+## Regenerate manifests/base/webhook-configurations.yaml from the code (a test fails when it is
+## stale). The rest of manifests/ (base, overlays, components) is written by hand.
 manifests:
-	$(CARGO) run --quiet --locked -- webhook-config > manifests/webhook/webhook-configurations.yaml
+	$(CARGO) run --quiet --locked -- webhook-config > manifests/base/webhook-configurations.yaml
 
 ## Regenerate the golden files after a deliberate change to the expansion; review the diff.
 golden:

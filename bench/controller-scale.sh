@@ -14,7 +14,7 @@
 #             parents are defaulted and validated as in production, and no companion is written),
 #             and N_ES ExternalServices + N_AP AccessPolicies + N_VG VirtualGateways are stored with
 #             kubectl apply --server-side (PARALLEL x CHUNK). No companion may exist afterwards.
-#   converge  `serve --kubeconfig` (the webhook with its controller, as dev's user egress-webhook)
+#   converge  `serve --kubeconfig` (the webhook with its controller, as dev's webhook identity)
 #             starts on the same address; /metrics every second until every companion equals
 #             `render` (full comparison of kind, namespace, name, spec, labels, annotations).
 #   idle      IDLE_SECONDS with the webhook running: companion writes (metric, must be 0),
@@ -123,11 +123,13 @@ dev_up() {
   KCFG=$($PY field "$DEV_DIR/ready" kubeconfig)
   KUBECTL=$($PY field "$DEV_DIR/ready" kubectl)
   WEBHOOK_URL=$($PY field "$DEV_DIR/ready" webhook)
-  local dirs=("$DEV_DIR"/egress-cp-*) users
+  local dirs=("$DEV_DIR"/egress-cp-*)
   RUN_DIR=${dirs[0]}
-  users=("$RUN_DIR"/users/*egress-webhook.kubeconfig)
-  USER_KCFG=${users[0]}
-  [ -f "$USER_KCFG" ] || die "no kubeconfig of the user egress-webhook in $RUN_DIR/users"
+  USER_KCFG=$($PY field "$DEV_DIR/ready" webhook_kubeconfig)
+  WRITER_IDENTITY=$($PY field "$DEV_DIR/ready" webhook_identity)
+  CLIENT_CA=$($PY field "$DEV_DIR/ready" webhook_client_ca)
+  DEV_METRICS=$($PY field "$DEV_DIR/ready" metrics)
+  [ -f "$USER_KCFG" ] || die "no kubeconfig of dev's webhook identity in $DEV_DIR/ready"
   APISERVER_PID=$(child_pid kube-apiserver)
   ETCD_PID=$(child_pid etcd)
   [ -n "$APISERVER_PID" ] && [ -n "$ETCD_PID" ] || die "kube-apiserver/etcd not found among the children of $DEV_PID"
@@ -227,7 +229,9 @@ start_serve() { # file|cluster LOGNAME
   if [ "$1" = file ]; then
     args+=(--objects "$SCALE")
   else
-    args+=(--kubeconfig "$USER_KCFG" --writer-identity egress-webhook --lease-namespace egress-webhook)
+    # As deployed: only the apiserver's client certificate gets a review answered.
+    args+=(--kubeconfig "$USER_KCFG" --writer-identity "$WRITER_IDENTITY" --lease-namespace egress-webhook
+      --client-ca "$CLIENT_CA" --client-allowed-names kube-apiserver-webhook-client)
   fi
   "$BIN" "${args[@]}" >"$OUT/$2.log" 2>&1 &
   SERVE_PID=$!
@@ -378,7 +382,7 @@ rec store.companions_after "$store_companions"
 log "  stored in $store_s s ($n_es ExternalServices, $n_ap AccessPolicies, $n_vg VirtualGateways, defaulted; 0 companions)"
 
 # --- converge -------------------------------------------------------------------------------------
-log "converge: starting the webhook with its controller (serve --kubeconfig, user egress-webhook)"
+log "converge: starting the webhook with its controller (serve --kubeconfig, ServiceAccount egress-webhook)"
 T0=$(now)
 start_serve cluster serve-1
 ready_s="" first_write_s="" last_write_s="" converged_s="" compared_at=-1 last_total=-1 stable_since=0
@@ -523,22 +527,22 @@ python3 bench/gen_scale.py "$ADM" "$ADMISSION_N" "$ADMISSION_G" >/dev/null
 adm_companions=$(grep -c '^kind:' "$OUT/admission-render.yaml")
 adm_objects=$(grep -c '^kind:' "$ADM")
 dev_up admission
-ADM_METRICS=$WEBHOOK_URL/metrics
-ADM_CA=$RUN_DIR/webhook-tls/ca.crt
+# dev's plain-HTTP metrics port: the admission port wants the apiserver's client certificate.
+ADM_METRICS=$DEV_METRICS
 $PY namespaces "$ADM" | kc apply -f - >/dev/null
-sample admission-before "$(now)" "$ADM_METRICS" --cacert "$ADM_CA" || die "metrics of dev's webhook"
+sample admission-before "$(now)" "$ADM_METRICS" || die "metrics of dev's webhook"
 w0=$((C + U + D))
 log "admission: kubectl apply -f of $adm_objects objects through dev's webhook"
 TA=$(now)
 kc apply -f "$ADM" >"$OUT/admission-apply.log" 2>&1 || die "kubectl apply: $(tail -5 "$OUT/admission-apply.log")"
 adm_s=$(since "$TA")
-sample admission "$TA" "$ADM_METRICS" --cacert "$ADM_CA" || die "metrics"
+sample admission "$TA" "$ADM_METRICS" || die "metrics"
 adm_w=$((C + U + D - w0))
 # Settle: queue empty and no write for 10 s (at most 120 s).
 last=-1 stable=0
 for i in $(seq 120); do
   sleep 1
-  sample admission "$TA" "$ADM_METRICS" --cacert "$ADM_CA" || continue
+  sample admission "$TA" "$ADM_METRICS" || continue
   if [ "$((C + U + D))" = "$last" ] && [ "$Q" = 0 ]; then stable=$((stable + 1)); else stable=0; fi
   last=$((C + U + D))
   [ "$stable" -lt 10 ] || break

@@ -384,7 +384,7 @@ def cmd_results(out, md_path, json_path):
       "writes with server-side apply). (2) main: `dev`'s webhook frozen the same way; the webhook "
       "configurations re-registered to a `serve --objects <input>` process (admission with the input as "
       "catalog and no controller), through which the parents are stored; then `serve --kubeconfig` (the "
-      "webhook with its controller, as `dev`'s user egress-webhook, same address) starts, /metrics is read "
+      "webhook with its controller, as `dev`'s ServiceAccount egress-webhook, same address) starts, /metrics is read "
       "every second, and the cluster is compared with `render` once the creates reach the expected count "
       "and the queue is empty (the time reported is the sample before that comparison; writes did not "
       "change while it ran). CPU seconds are utime+stime of /proc/PID/stat, sampled every second too (JSON `cpu`). (3) admission: a fresh `dev` "

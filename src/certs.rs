@@ -13,7 +13,7 @@ use std::path::Path;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use thiserror::Error;
 
@@ -52,6 +52,29 @@ pub fn default_hosts(namespace: &str) -> Vec<String> {
 pub fn generate(hosts: &[String], days: u32) -> Result<Bundle, CertsError> {
     let now = time_now();
     let until = now + days_duration(days);
+    let ca = issue_ca("egress-webhook local CA", now, until)?;
+    let leaf = issue_leaf(&ca.cert, &ca.key, hosts, now, until)?;
+    Ok(Bundle {
+        ca_cert: ca.cert,
+        ca_key: ca.key,
+        cert: leaf.cert,
+        key: leaf.key,
+    })
+}
+
+/// A certificate and its private key, both PEM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pair {
+    pub cert: String,
+    pub key: String,
+}
+
+/// A self-signed CA named `common_name`, valid from `not_before` to `not_after`.
+pub fn issue_ca(
+    common_name: &str,
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+) -> Result<Pair, CertsError> {
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![
@@ -59,14 +82,28 @@ pub fn generate(hosts: &[String], days: u32) -> Result<Bundle, CertsError> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    ca.distinguished_name
-        .push(DnType::CommonName, "egress-webhook local CA");
-    ca.not_before = now;
-    ca.not_after = until;
-    let ca_key = KeyPair::generate()?;
-    let ca_key_pem = ca_key.serialize_pem();
-    let issuer = CertifiedIssuer::self_signed(ca, ca_key)?;
+    ca.distinguished_name.push(DnType::CommonName, common_name);
+    ca.not_before = not_before;
+    ca.not_after = not_after;
+    let key = KeyPair::generate()?;
+    let key_pem = key.serialize_pem();
+    let issuer = CertifiedIssuer::self_signed(ca, key)?;
+    Ok(Pair {
+        cert: issuer.pem(),
+        key: key_pem,
+    })
+}
 
+/// A serving certificate for `hosts` (IPs become IP SANs, the rest DNS SANs), signed by the CA
+/// `ca_cert`/`ca_key` (PEM); a fresh key.
+pub fn issue_leaf(
+    ca_cert: &str,
+    ca_key: &str,
+    hosts: &[String],
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+) -> Result<Pair, CertsError> {
+    let issuer = Issuer::from_ca_cert_pem(ca_cert, KeyPair::from_pem(ca_key)?)?;
     let mut leaf = CertificateParams::new(Vec::<String>::new())?;
     for h in hosts {
         leaf.subject_alt_names
@@ -82,19 +119,17 @@ pub fn generate(hosts: &[String], days: u32) -> Result<Bundle, CertsError> {
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    leaf.not_before = now;
-    leaf.not_after = until;
+    leaf.not_before = not_before;
+    leaf.not_after = not_after;
     let key = KeyPair::generate()?;
     let cert = leaf.signed_by(&key, &issuer)?;
-    Ok(Bundle {
-        ca_cert: issuer.pem(),
-        ca_key: ca_key_pem,
+    Ok(Pair {
         cert: cert.pem(),
         key: key.serialize_pem(),
     })
 }
 
-fn time_now() -> time::OffsetDateTime {
+pub fn time_now() -> time::OffsetDateTime {
     // A minute back: a peer whose clock is slightly behind must not see a future notBefore.
     time::OffsetDateTime::now_utc() - std::time::Duration::from_secs(60)
 }

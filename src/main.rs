@@ -42,7 +42,7 @@ enum Command {
     Certs(CertsArgs),
     /// Serve /mutate and /validate over HTTPS (plus /healthz, /readyz, /metrics).
     Serve(Box<ServeArgs>),
-    /// Print the Mutating- and ValidatingWebhookConfiguration (default: manifests/webhook/).
+    /// Print the Mutating- and ValidatingWebhookConfiguration (default: as in manifests/base/).
     WebhookConfig(WebhookConfigArgs),
     /// A local control plane with CRDs and the webhook registered (Ctrl-C stops it).
     Dev(DevArgs),

@@ -67,6 +67,18 @@ pub struct ReconcileLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabels {
+    /// mtls, network or none
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// untrusted (chain or validity) or name (not an allowed name)
+    pub reason: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub companion_writes: Family<WriteLabels, Counter>,
@@ -87,6 +99,9 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Reads the controller sends to the apiserver (its watches excluded): zero when idle.
     pub controller_reads: Family<VerbLabels, Counter>,
+    /// 1 for the admission port's client-authentication mode, 0 for the others.
+    pub client_auth: Family<ModeLabels, Gauge>,
+    pub client_certs_rejected: Family<ReasonLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -201,8 +216,22 @@ impl Metrics {
             "Requests the controller sent to read from the apiserver (watches excluded), by verb",
             controller_reads.clone(),
         );
+        let client_auth = Family::<ModeLabels, Gauge>::default();
+        registry.register(
+            "client_auth",
+            "How the admission port knows its caller is the apiserver: 1 for the mode in force (mtls, network, none)",
+            client_auth.clone(),
+        );
+        let client_certs_rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "client_certificates_rejected",
+            "Client certificates refused in the TLS handshake, by reason (untrusted, name)",
+            client_certs_rejected.clone(),
+        );
         Metrics {
             registry,
+            client_auth,
+            client_certs_rejected,
             queue_depth,
             reconcile_duration,
             last_resync,
@@ -235,6 +264,26 @@ impl Metrics {
         self.cert_reloads
             .get_or_create(&ResultLabels {
                 result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// The admission port's client-authentication mode: 1 for `mode`, 0 for the other `modes`.
+    pub fn set_client_auth(&self, mode: &str, modes: &[&str]) {
+        for &m in modes {
+            self.client_auth
+                .get_or_create(&ModeLabels {
+                    mode: m.to_string(),
+                })
+                .set(i64::from(m == mode));
+        }
+    }
+
+    /// Count one client certificate refused (`reason`: untrusted, name).
+    pub fn client_certificate_rejected(&self, reason: &'static str) {
+        self.client_certs_rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
             })
             .inc();
     }

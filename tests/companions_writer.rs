@@ -8,6 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use egress_webhook::cluster::{identity, webhook::DEFAULT_NAMESPACE};
 use egress_webhook::controller::{
     observed::Observed,
     plan::plan,
@@ -27,8 +28,11 @@ fn skip() -> bool {
     std::env::var("EGRESS_SKIP_CLUSTER_TESTS").is_ok_and(|v| v == "1")
 }
 
+/// A client authenticated as the webhook's ServiceAccount with the RBAC of manifests/base, as
+/// in a cluster: the writer and its watches need nothing more.
 async fn client(cp: &ControlPlane) -> kube::Client {
-    let kc = Kubeconfig::read_from(cp.kubeconfig()).unwrap();
+    let user = identity::create(cp, DEFAULT_NAMESPACE).expect("the webhook's ServiceAccount");
+    let kc = Kubeconfig::read_from(&user.kubeconfig).unwrap();
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .unwrap();

@@ -486,7 +486,7 @@ fn namespace_selector_keeps_kube_system_and_the_webhook_namespace_out() {
     let Some((dev, _serial)) = shared() else {
         return;
     };
-    apply(&dev, &repo_text("manifests/deploy/00-namespace.yaml"), &[]).expect_ok("namespace");
+    apply(&dev, &repo_text("manifests/base/namespace.yaml"), &[]).expect_ok("namespace");
     let (_, invalid, _) = invalid_objects("NS")
         .into_iter()
         .find(|(w, _, _)| *w == "protocol")
@@ -515,25 +515,22 @@ fn namespace_selector_keeps_kube_system_and_the_webhook_namespace_out() {
 }
 
 #[test]
-fn deploy_manifests_and_webhook_configurations_are_valid_on_the_apiserver() {
+fn base_manifests_and_webhook_configurations_are_valid_on_the_apiserver() {
     let Some((dev, _serial)) = shared() else {
         return;
     };
-    apply(&dev, &repo_text("manifests/deploy/00-namespace.yaml"), &[]).expect_ok("namespace");
-    let deploy = e2e::repo("manifests/deploy");
-    let webhook = e2e::repo("manifests/webhook");
+    apply(&dev, &repo_text("manifests/base/namespace.yaml"), &[]).expect_ok("namespace");
+    let base = e2e::repo("manifests/base");
     let out = kubectl(
         &dev,
         &[
             "apply",
             "--dry-run=server",
-            "-f",
-            &deploy.display().to_string(),
-            "-f",
-            &webhook.display().to_string(),
+            "-k",
+            &base.display().to_string(),
         ],
     )
-    .expect_ok("dry-run apply of manifests/deploy and manifests/webhook");
+    .expect_ok("dry-run apply of manifests/base");
     for object in [
         "namespace/egress-webhook",
         "serviceaccount/egress-webhook",
@@ -542,6 +539,7 @@ fn deploy_manifests_and_webhook_configurations_are_valid_on_the_apiserver() {
         "deployment.apps/egress-webhook",
         "service/egress-webhook",
         "poddisruptionbudget.policy/egress-webhook",
+        "networkpolicy.networking.k8s.io/egress-webhook",
         "mutatingwebhookconfiguration.admissionregistration.k8s.io/egress-webhook",
         "validatingwebhookconfiguration.admissionregistration.k8s.io/egress-webhook",
     ] {
@@ -568,8 +566,8 @@ fn deploy_manifests_and_webhook_configurations_are_valid_on_the_apiserver() {
     .stdout;
     assert_eq!(url, format!("{}/validate", dev.webhook_url()));
 
-    // The webhook's own user may read what it watches, write the companion Istio kinds, and
-    // nothing else.
+    // The webhook's ServiceAccount may read what it watches, write the companion Istio kinds,
+    // and nothing else (tests/e2e_install.rs asks more).
     let user = &dev.webhook_user().name;
     for (verb, resource, expect) in [
         ("watch", "externalservices.networking.gloo.solo.io", "yes"),

@@ -68,7 +68,7 @@ fn with_the_webhook_stopped_the_apiserver_refuses_external_services() {
     )
     .expect_ok("get");
     assert_eq!(target_port.stdout, "443");
-    apply(&dev, &repo_text("manifests/deploy/00-namespace.yaml"), &[])
+    apply(&dev, &repo_text("manifests/base/namespace.yaml"), &[])
         .expect_ok("the webhook's namespace");
 
     dev.stop_webhook().expect("stop the webhook");

@@ -2,8 +2,9 @@
 //!
 //! `review` decodes a review, calls the pure core and encodes the answer; `handlers` adds
 //! metrics, tracing and the per-review deadline; `server` adds TLS (with hot reload), limits and
-//! graceful shutdown. The core never sees HTTP.
+//! graceful shutdown; `client_auth` decides who may call. The core never sees HTTP.
 
+pub mod client_auth;
 pub mod handlers;
 pub mod limits;
 pub mod review;

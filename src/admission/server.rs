@@ -24,6 +24,7 @@ use crate::core::Options;
 use crate::metrics::Metrics;
 
 use super::{
+    client_auth::ClientAuth,
     handlers::{self, AppState},
     limits::ConnectionLimit,
     tls::{self, CertFiles},
@@ -56,6 +57,8 @@ pub struct ServeConfig {
     pub companions: Option<Arc<handlers::CompanionWrites>>,
     /// The registry to record into (shared with the controller); a new one when `None`.
     pub metrics: Option<Arc<Metrics>>,
+    /// Who may call the admission port (see `client_auth`).
+    pub client_auth: ClientAuth,
 }
 
 impl ServeConfig {
@@ -77,6 +80,7 @@ impl ServeConfig {
             h2_keepalive_timeout: Duration::from_secs(10),
             companions: None,
             metrics: None,
+            client_auth: ClientAuth::None,
         }
     }
 }
@@ -158,8 +162,33 @@ pub async fn start(
     catalog: Arc<Catalog>,
     opts: Options,
 ) -> Result<Running, ServeError> {
-    let loaded = tls::load(&cfg.cert)?;
     let metrics = cfg.metrics.clone().unwrap_or_default();
+    let client = tls::ClientVerification {
+        ca: cfg.client_auth.client_ca().cloned(),
+        on_reject: Some({
+            let metrics = metrics.clone();
+            Arc::new(move |reason| metrics.client_certificate_rejected(reason))
+        }),
+    };
+    let loaded = tls::load_with(&cfg.cert, &client)?;
+    metrics.set_client_auth(cfg.client_auth.mode(), &ClientAuth::MODES);
+    match &cfg.client_auth {
+        ClientAuth::Mtls(ca) if ca.allowed_names.is_empty() => tracing::info!(
+            client_ca = %ca.ca_file.display(),
+            "admission port: client certificates required, any name the client CA signed"
+        ),
+        ClientAuth::Mtls(ca) => tracing::info!(
+            client_ca = %ca.ca_file.display(),
+            allowed_names = ?ca.allowed_names,
+            "admission port: client certificates required"
+        ),
+        ClientAuth::Network => tracing::info!(
+            "admission port: no client certificates; a NetworkPolicy is said to admit only the apiserver (--ingress-restricted)"
+        ),
+        ClientAuth::None => tracing::warn!(
+            "admission port: callers are not authenticated (no --client-ca, no --ingress-restricted): anyone who reaches it can send a review, and an admitted review makes this webhook write Istio objects (AuthorizationPolicies included) with its own rights"
+        ),
+    }
     if let Some(t) = loaded.not_after {
         metrics.cert_expiry.set(t);
     }
@@ -176,6 +205,7 @@ pub async fn start(
     let rustls = RustlsConfig::from_config(loaded.config);
     let watcher = tokio::spawn(tls::watch(
         cfg.cert.clone(),
+        client,
         rustls.clone(),
         loaded.digest,
         cfg.cert_poll_interval,

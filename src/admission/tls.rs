@@ -1,4 +1,5 @@
-//! Serving certificate: load, hot reload by polling the files, expiry for metrics.
+//! Serving certificate (and, with client authentication, the client CA): load, hot reload by
+//! polling the files, expiry for metrics.
 //!
 //! Polling (rather than inotify) survives the `..data` symlink swap of Kubernetes Secret volumes.
 //! A new pair that does not load keeps the old one serving, and the reason is logged.
@@ -9,6 +10,8 @@ use axum_server::tls_rustls::RustlsConfig;
 use rustls::{ServerConfig, pki_types::CertificateDer};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+use super::client_auth::{self, ClientCa, OnReject};
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -48,23 +51,54 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn digest(cert: &[u8], key: &[u8]) -> Vec<u8> {
+fn digest(cert: &[u8], key: &[u8], client_ca: Option<&[u8]>) -> Vec<u8> {
     let mut h = Sha256::new();
-    h.update(cert);
-    h.update(key);
+    // Lengths first: the same bytes split differently between the files are another input.
+    for part in [cert, key, client_ca.unwrap_or_default()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
     h.finalize().to_vec()
+}
+
+/// What the TLS configuration is made of besides the serving pair: the client CA, when clients
+/// must present a certificate, and who hears of refused certificates.
+#[derive(Clone, Default)]
+pub struct ClientVerification {
+    pub ca: Option<ClientCa>,
+    pub on_reject: Option<OnReject>,
+}
+
+impl std::fmt::Debug for ClientVerification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientVerification")
+            .field("ca", &self.ca)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Load and check a certificate/key pair: TLS 1.2 and 1.3 with the ring provider only, ALPN
 /// h2 and http/1.1 (the apiserver speaks HTTP/1.1 to in-cluster webhooks, h2 is for clients that can).
 pub fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
-    let cert_pem = read(&files.cert)?;
-    let key_pem = read(&files.key)?;
-    load_pems(files, &cert_pem, &key_pem)
+    load_with(files, &ClientVerification::default())
 }
 
-/// `load` on contents already read (`files` names them in errors).
-fn load_pems(files: &CertFiles, cert_pem: &[u8], key_pem: &[u8]) -> Result<Loaded, TlsError> {
+/// `load`, plus client certificate verification when `client.ca` is set.
+pub fn load_with(files: &CertFiles, client: &ClientVerification) -> Result<Loaded, TlsError> {
+    let cert_pem = read(&files.cert)?;
+    let key_pem = read(&files.key)?;
+    let ca_pem = client.ca.as_ref().map(|c| read(&c.ca_file)).transpose()?;
+    load_pems(files, client, &cert_pem, &key_pem, ca_pem.as_deref())
+}
+
+/// `load_with` on contents already read (`files` and `client` name them in errors).
+fn load_pems(
+    files: &CertFiles,
+    client: &ClientVerification,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    ca_pem: Option<&[u8]>,
+) -> Result<Loaded, TlsError> {
     use rustls::pki_types::pem::PemObject;
     let cert_path = files.cert.display().to_string();
     let key_path = files.key.display().to_string();
@@ -92,15 +126,22 @@ fn load_pems(files: &CertFiles, cert_pem: &[u8], key_pem: &[u8]) -> Result<Loade
             .map(|(_, x)| x.validity().not_after.timestamp())
     });
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let builder = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match (&client.ca, ca_pem) {
+        (Some(ca), Some(pem)) => builder.with_client_cert_verifier(client_auth::verifier(
+            ca,
+            pem,
+            client.on_reject.clone(),
+        )?),
+        _ => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Loaded {
         config: Arc::new(config),
         not_after,
-        digest: digest(cert_pem, key_pem),
+        digest: digest(cert_pem, key_pem, ca_pem),
     })
 }
 
@@ -113,14 +154,15 @@ pub enum Reload {
     Failed,
 }
 
-/// Poll the files every `interval`; on a change, load the new pair and swap it in for new
-/// handshakes, or keep the old one and log why. `on_reload` hears of every swap and failure.
+/// Poll the files (the client CA's too) every `interval`; on a change, load the new pair and
+/// swap it in for new handshakes, or keep the old one and log why. `on_reload` hears of every swap and failure.
 ///
 /// A pair that failed is not retried (nor logged again) until the files change once more: the
 /// same bytes fail the same way, and a warning every interval would bury the first one. A file
 /// that cannot be read (missing for a moment in the middle of an update) is retried each poll.
 pub async fn watch(
     files: CertFiles,
+    client: ClientVerification,
     config: RustlsConfig,
     current_digest: Vec<u8>,
     interval: Duration,
@@ -134,19 +176,21 @@ pub async fn watch(
     let mut last_read_error: Option<String> = None;
     loop {
         tick.tick().await;
-        let files = files.clone();
+        let (files, client) = (files.clone(), client.clone());
         let (skip_a, skip_b) = (serving.clone(), failed.clone());
         // Reading and parsing is blocking file I/O: keep it off the async workers.
         let result = tokio::task::spawn_blocking(move || -> Poll {
-            let (c, k) = match (std::fs::read(&files.cert), std::fs::read(&files.key)) {
-                (Ok(c), Ok(k)) => (c, k),
-                _ => return Poll::Unreadable(load(&files).err()),
+            let ca = client.ca.as_ref().map(|c| std::fs::read(&c.ca_file));
+            let (c, k, ca) = match (std::fs::read(&files.cert), std::fs::read(&files.key), ca) {
+                (Ok(c), Ok(k), None) => (c, k, None),
+                (Ok(c), Ok(k), Some(Ok(ca))) => (c, k, Some(ca)),
+                _ => return Poll::Unreadable(load_with(&files, &client).err()),
             };
-            let d = digest(&c, &k);
+            let d = digest(&c, &k, ca.as_deref());
             if d == skip_a || Some(&d) == skip_b.as_ref() {
                 return Poll::Unchanged;
             }
-            match load_pems(&files, &c, &k) {
+            match load_pems(&files, &client, &c, &k, ca.as_deref()) {
                 Ok(loaded) => Poll::Loaded(Box::new(loaded)),
                 Err(e) => Poll::Broken(d, e),
             }

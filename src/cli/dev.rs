@@ -197,6 +197,11 @@ fn foreground(args: &DevArgs) -> Result<i32, String> {
             "server": dev.cp().server_url(),
             "webhook": dev.webhook_url(),
             "metrics": dev.webhook_metrics_addr().map(|a| format!("http://{a}/metrics")),
+            // For a webhook of your own against this cluster: the identity dev's webhook runs
+            // as, and the CA of the client certificate the apiserver presents (`--client-ca`).
+            "webhook_kubeconfig": dev.webhook_user().kubeconfig,
+            "webhook_identity": dev.webhook_user().name,
+            "webhook_client_ca": dev.cp().webhook_client_ca_path(),
             "kubectl": dev.cp().binaries().kubectl,
             "seconds": started.elapsed().as_secs_f64(),
         });
@@ -243,7 +248,7 @@ fn report_and_apply(dev: &DevCluster, args: &DevArgs, dir: Option<&Path>, starte
         t.crds
     );
     println!(
-        "  webhook    {}/mutate, /validate  as user {}, cluster name {}  (catalog synced in {:.1?}; registered and called by the apiserver in {:.1?})",
+        "  webhook    {}/mutate, /validate  as {}, cluster name {}  (catalog synced in {:.1?}; registered and called by the apiserver in {:.1?})",
         dev.webhook_url(),
         dev.webhook_user().name,
         dev.core_options().cluster_name,

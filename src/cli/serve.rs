@@ -4,7 +4,11 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use crate::admission::{ServeConfig, tls::CertFiles};
+use crate::admission::{
+    ServeConfig,
+    client_auth::{ClientAuth, ClientCa},
+    tls::CertFiles,
+};
 use crate::catalog::Catalog;
 use crate::cluster;
 use crate::load;
@@ -21,9 +25,23 @@ pub struct ServeArgs {
     pub tls_key: PathBuf,
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
-    /// Plain-HTTP listener for /metrics, /healthz and /readyz (they are on the TLS port too).
+    /// Plain-HTTP listener for /metrics, /healthz and /readyz, without client certificates (for
+    /// kubelet probes and Prometheus; on the admission port they need what a review needs).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Require a client certificate signed by a CA of this PEM file on every connection to the
+    /// admission port: the one the apiserver presents (its `--admission-control-config-file`
+    /// kubeConfigFile). Reloaded when the file changes.
+    #[arg(long, requires = "metrics_listen")]
+    pub client_ca: Option<PathBuf>,
+    /// With --client-ca: accept only certificates with one of these subject common names or
+    /// SANs (comma-separated; repeatable). Without it, any certificate the CA signed.
+    #[arg(long, value_delimiter = ',', requires = "client_ca")]
+    pub client_allowed_names: Vec<String>,
+    /// No client certificates, but a NetworkPolicy admits only the apiserver to the admission
+    /// port (reported as client-auth mode `network`).
+    #[arg(long, conflicts_with = "client_ca")]
+    pub ingress_restricted: bool,
     /// Objects the cross-object rules see (files or directories, as for `check`), instead of
     /// the cluster's.
     #[arg(long, conflicts_with = "kubeconfig")]
@@ -74,9 +92,42 @@ pub struct ServeArgs {
     /// Then wait at most this long for in-flight reviews.
     #[arg(long, value_parser = parse_duration, default_value = "20s")]
     pub shutdown_grace: Duration,
-    /// How often the certificate files are checked for a new pair.
+    /// How often the certificate files are checked for a new pair (and, with
+    /// --self-signed-secret, the Secret).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub cert_poll_interval: Duration,
+    #[command(flatten)]
+    pub self_signed: SelfSignedFlags,
+}
+
+/// The self-signed certificate mode (`cluster::self_signed`).
+#[derive(clap::Args, Debug)]
+pub struct SelfSignedFlags {
+    /// Keep the CA and serving certificate in this Secret of the webhook's namespace
+    /// (--lease-namespace): create it when missing, renew before expiry, write the pair to
+    /// --tls-cert/--tls-key and set the caBundle of the webhook configurations.
+    #[arg(long, conflicts_with = "objects")]
+    pub self_signed_secret: Option<String>,
+    /// The Service in front of the webhook: the certificate names `<svc>.<ns>.svc` and
+    /// `<svc>.<ns>.svc.cluster.local`.
+    #[arg(long, default_value = crate::cluster::webhook::NAME)]
+    pub service_name: String,
+    /// More DNS names or IP addresses for the serving certificate (repeat the flag).
+    #[arg(long = "self-signed-host")]
+    pub self_signed_hosts: Vec<String>,
+    /// Lifetime of each serving certificate.
+    #[arg(long, value_parser = parse_duration, default_value = "365d")]
+    pub self_signed_validity: Duration,
+    /// Lifetime of a new CA.
+    #[arg(long, value_parser = parse_duration, default_value = "3650d")]
+    pub self_signed_ca_validity: Duration,
+    /// Renew a certificate (leaf or CA) when less than this remains; default: a third of its
+    /// lifetime.
+    #[arg(long, value_parser = parse_duration)]
+    pub cert_renew_before: Option<Duration>,
+    /// Name of the Mutating- and ValidatingWebhookConfiguration whose caBundle is set.
+    #[arg(long, default_value = crate::cluster::webhook::NAME)]
+    pub webhook_configuration: String,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -85,7 +136,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// `500ms`, `5s`, `2m`.
+/// `500ms`, `5s`, `2m`, `12h`, `365d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -97,7 +148,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h, d)")),
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("{s:?} is not a duration"));
@@ -146,11 +199,26 @@ pub async fn shutdown_signal() {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let opts = args.core.options();
-    // Local configuration first: a missing certificate is reported before any cluster is contacted.
-    crate::admission::tls::load(&CertFiles {
+    let files = CertFiles {
         cert: args.tls_cert.clone(),
         key: args.tls_key.clone(),
-    })?;
+    };
+    // Local configuration first: a missing certificate is reported before any cluster is
+    // contacted. In the self-signed mode the pair is written from the Secret below (and the
+    // client CA is checked when the server loads the pair).
+    if args.self_signed.self_signed_secret.is_none() {
+        crate::admission::tls::load_with(
+            &files,
+            &crate::admission::tls::ClientVerification {
+                ca: args.client_ca.clone().map(|ca_file| ClientCa {
+                    ca_file,
+                    allowed_names: Vec::new(),
+                }),
+                on_reject: None,
+            },
+        )?;
+    }
+    let mut self_signed_task = None;
     // Kept alive while serving: dropping it stops the watches.
     let mut _source = None;
     let mut companions = None;
@@ -172,6 +240,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Whose rights the catalog and the writes run with: the first thing to check when
         // /readyz stays false or a write is forbidden.
         tracing::info!(configuration = %source, "Kubernetes client");
+        if let Some(settings) = self_signed_settings(&args, &files) {
+            cluster::self_signed::bootstrap(&client, &settings).await?;
+            tracing::info!(secret = %settings.secret, namespace = %settings.namespace, "self-signed certificate ready; checked every {:?}", settings.poll);
+            self_signed_task = Some(tokio::spawn(cluster::self_signed::keep_current(
+                client.clone(),
+                settings,
+            )));
+        }
         let (catalog, source) = cluster::catalog::cluster_catalog(client.clone(), &opts);
         _source = Some(source);
         let settings = crate::controller::Settings {
@@ -211,6 +287,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     cfg.metrics_listen = args.metrics_listen;
+    cfg.client_auth = match (args.client_ca, args.ingress_restricted) {
+        (Some(ca_file), _) => ClientAuth::Mtls(ClientCa {
+            ca_file,
+            allowed_names: args.client_allowed_names,
+        }),
+        (None, true) => ClientAuth::Network,
+        (None, false) => ClientAuth::None,
+    };
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.max_connections = args.max_connections;
     cfg.review_timeout = args.review_timeout;
@@ -228,6 +312,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut running = crate::admission::start(cfg, catalog, opts).await?;
     tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, "serving /mutate and /validate");
     shutdown_signal().await;
+    if let Some(task) = self_signed_task {
+        task.abort();
+    }
     running.shutdown();
     (&mut running.done).await?;
     // Give the Lease up, so that another replica takes over at once.
@@ -235,4 +322,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         c.stop().await;
     }
     Ok(())
+}
+
+/// The self-signed mode's settings, when `--self-signed-secret` is given.
+fn self_signed_settings(
+    args: &ServeArgs,
+    files: &CertFiles,
+) -> Option<cluster::self_signed::Settings> {
+    let f = &args.self_signed;
+    let secret = f.self_signed_secret.clone()?;
+    let namespace = args.lease_namespace.clone();
+    let mut hosts = cluster::self_signed::service_hosts(&f.service_name, &namespace);
+    hosts.extend(f.self_signed_hosts.iter().cloned());
+    Some(cluster::self_signed::Settings {
+        secret,
+        configurations: f.webhook_configuration.clone(),
+        files: files.clone(),
+        policy: cluster::self_signed::plan::Policy {
+            hosts,
+            leaf_validity: f.self_signed_validity,
+            ca_validity: f.self_signed_ca_validity,
+            renew_before: f.cert_renew_before,
+            grace: args.cert_poll_interval * 3,
+        },
+        poll: args.cert_poll_interval,
+        namespace,
+    })
 }

@@ -1,5 +1,5 @@
 //! `egress-webhook webhook-config`: print the Mutating- and ValidatingWebhookConfiguration.
-//! Without flags it prints `manifests/webhook/webhook-configurations.yaml` (`make manifests`).
+//! Without flags it prints `manifests/base/webhook-configurations.yaml` (`make manifests`).
 
 use std::path::PathBuf;
 

@@ -3,9 +3,10 @@
 //! webhook running under its own identity, and the webhook configurations registered at
 //! `https://127.0.0.1:<port>`. Used by the end-to-end tests and by `egress-webhook dev`.
 //!
-//! Start order: control plane; CRDs (until Established); the webhook's identity (a client
-//! certificate user `egress-webhook` bound to the ClusterRole of `manifests/deploy/10-rbac.yaml`:
-//! the webhook never uses the admin kubeconfig); serving certificates (`certs`); the webhook
+//! Start order: control plane; CRDs (until Established); the webhook's identity (the
+//! ServiceAccount and RBAC of `manifests/base/rbac.yaml` in the own namespace, and a token from
+//! the TokenRequest API: the webhook never uses the admin kubeconfig, see `identity`); serving
+//! certificates (`certs`); the webhook
 //! (in-process, or as a child process of a given binary) until its catalog is synced; the webhook
 //! configurations; and finally a poll of server-side dry-run creates until the mutating webhook
 //! has defaulted one and the validating webhook has denied one, which proves the apiserver calls
@@ -22,21 +23,24 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::admission::{self, Running, ServeConfig, server::ServeError, tls::CertFiles};
+use crate::admission::{
+    self, Running, ServeConfig,
+    client_auth::{ClientAuth, ClientCa},
+    server::ServeError,
+    tls::CertFiles,
+};
 use crate::catalog::Catalog;
 use crate::certs::{self, CertsError};
 use crate::controlplane::{
-    self, ControlPlane, UserCredentials,
+    self, ControlPlane,
     process::{self, Managed, Spawner},
 };
 use crate::core::Options;
 
 use super::catalog::{ClusterSource, cluster_catalog};
+use super::identity::{self, WebhookIdentity};
 use super::webhook::{self, Endpoint, Registration};
 use super::{ClientError, client_from_kubeconfig};
-
-/// The webhook's own user name (its client certificate's CN).
-pub const IDENTITY: &str = "egress-webhook";
 
 /// The real Istio CRDs (1.24.6), installed next to ours.
 pub const ISTIO_CRDS: &str = include_str!("../../manifests/istio/crds-1.24.6.yaml");
@@ -146,7 +150,7 @@ pub struct DevCluster {
     spawner: Option<Spawner>,
     runtime: Option<tokio::runtime::Runtime>,
     cp: Option<ControlPlane>,
-    user: UserCredentials,
+    user: WebhookIdentity,
     webhook_addr: SocketAddr,
     ca_pem: String,
     /// The webhook's "own" namespace (excluded by the namespaceSelector; holds the Lease).
@@ -184,7 +188,7 @@ impl DevCluster {
         let crds = t.elapsed();
 
         let t = Instant::now();
-        let user = webhook_identity(&cp, &opts.own_namespace)?;
+        let user = identity::create(&cp, &opts.own_namespace)?;
         let tls_dir = cp.run_dir().join("webhook-tls");
         let bundle = certs::generate(&["localhost".to_string(), "127.0.0.1".to_string()], 30)?;
         certs::write(&tls_dir, &bundle)?;
@@ -227,10 +231,11 @@ impl DevCluster {
                     );
                     cfg.companions = Some(Arc::new(crate::admission::handlers::CompanionWrites {
                         controller: controller.controller.clone(),
-                        guard_identities: vec![IDENTITY.to_string()],
+                        guard_identities: vec![user.name.clone()],
                         deadline: Duration::from_secs(6),
                     }));
                     cfg.metrics = Some(metrics);
+                    cfg.client_auth = ClientAuth::Mtls(apiserver_client(&cp));
                     // /metrics, /readyz over plain HTTP too (`.dev/ready` names it), as in a pod.
                     cfg.metrics_listen = Some(([127, 0, 0, 1], 0).into());
                     cfg.shutdown_delay = Duration::ZERO;
@@ -275,9 +280,14 @@ impl DevCluster {
                         format!("--tls-key={}", cert_files.key.display()),
                         format!("--cluster-name={}", opts.cluster_name),
                         "--shutdown-delay=0s".into(),
-                        format!("--writer-identity={IDENTITY}"),
+                        format!("--writer-identity={}", user.name),
                         format!("--lease-namespace={}", opts.own_namespace),
                         "--shutdown-grace=2s".into(),
+                        format!("--client-ca={}", cp.webhook_client_ca_path().display()),
+                        format!(
+                            "--client-allowed-names={}",
+                            controlplane::WEBHOOK_CLIENT_NAME
+                        ),
                     ],
                     run_dir: cp.run_dir().to_path_buf(),
                     timeout: opts.webhook_timeout,
@@ -326,11 +336,20 @@ impl DevCluster {
 
     /// Point the webhook configurations at the webhook listening on `addr` (ours, or a replica).
     pub fn register(&self, addr: SocketAddr) -> Result<(), DevError> {
+        self.register_with(addr, Some(&self.ca_pem))
+    }
+
+    /// [`Self::register`] with another caBundle, or none (for a webhook that sets its own).
+    pub fn register_with(
+        &self,
+        addr: SocketAddr,
+        ca_bundle_pem: Option<&str>,
+    ) -> Result<(), DevError> {
         let reg = Registration {
             endpoint: Endpoint::Url(format!("https://{addr}")),
-            ca_bundle_pem: Some(self.ca_pem.clone()),
+            ca_bundle_pem: ca_bundle_pem.map(str::to_string),
             own_namespace: self.own_namespace.clone(),
-            writer_identities: vec![IDENTITY.to_string()],
+            writer_identities: vec![self.user.name.clone()],
         };
         let yaml = webhook::to_yaml(&reg)
             .map_err(|e| DevError::Setup(format!("webhook configurations: {e}")))?;
@@ -370,17 +389,40 @@ impl DevCluster {
     /// A second webhook process against the same cluster (its own ports and log), ready when
     /// this returns; it campaigns for the controller Lease like any replica.
     pub fn start_replica(&self, env: &[(&str, &str)]) -> Result<Replica, DevError> {
+        self.start_replica_with(ReplicaOptions {
+            env,
+            ..ReplicaOptions::default()
+        })
+    }
+
+    /// [`Self::start_replica`] with more flags, its own certificate files or address.
+    pub fn start_replica_with(&self, opts: ReplicaOptions<'_>) -> Result<Replica, DevError> {
         let (Some(spec), Some(spawner)) = (&self.process, &self.spawner) else {
             return Err(DevError::Setup(
                 "start_replica needs WebhookMode::Process".into(),
             ));
         };
         let ports = process::free_ports(2).map_err(io("picking free ports"))?;
-        let addr: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+        let addr = opts
+            .addr
+            .unwrap_or_else(|| ([127, 0, 0, 1], ports[0]).into());
         let metrics: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-        let log = format!("egress-webhook-replica-{}.log", ports[0]);
+        let log = format!("egress-webhook-replica-{}.log", addr.port());
         let deadline = Instant::now() + spec.timeout;
-        let child = spec.spawn(spawner, addr, metrics, &log, env, deadline)?;
+        let mut spec = ProcessSpec {
+            program: spec.program.clone(),
+            args: spec.args.clone(),
+            run_dir: spec.run_dir.clone(),
+            timeout: spec.timeout,
+        };
+        if let Some(tls) = &opts.tls {
+            spec.args
+                .retain(|a| !a.starts_with("--tls-cert=") && !a.starts_with("--tls-key="));
+            spec.args.push(format!("--tls-cert={}", tls.cert.display()));
+            spec.args.push(format!("--tls-key={}", tls.key.display()));
+        }
+        spec.args.extend(opts.args.iter().cloned());
+        let child = spec.spawn(spawner, addr, metrics, &log, opts.env, deadline)?;
         Ok(Replica {
             child,
             addr,
@@ -462,8 +504,8 @@ impl DevCluster {
         self.cp().kubeconfig()
     }
 
-    /// The webhook's own identity (client certificate user and its kubeconfig).
-    pub fn webhook_user(&self) -> &UserCredentials {
+    /// The webhook's own identity (its ServiceAccount, and a kubeconfig with its token).
+    pub fn webhook_user(&self) -> &WebhookIdentity {
         &self.user
     }
 
@@ -616,40 +658,13 @@ impl Drop for DevCluster {
     }
 }
 
-/// Creates the webhook's user: the ClusterRole of the RBAC manifest, a binding to user
-/// [`IDENTITY`], and a client certificate with its kubeconfig.
-fn webhook_identity(cp: &ControlPlane, own_namespace: &str) -> Result<UserCredentials, DevError> {
-    let role = webhook::cluster_role().map_err(DevError::Setup)?;
-    let role_name = role.metadata.name.clone().unwrap_or_default();
-    let binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": format!("{role_name}-dev-user")},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": IDENTITY}]
-    });
-    // The Lease of the controller's leader election lives in the webhook's own namespace.
-    let mut lease_role = webhook::leader_election_role().map_err(DevError::Setup)?;
-    lease_role["metadata"]["namespace"] = json!(own_namespace);
-    let lease_role_name = lease_role["metadata"]["name"].clone();
-    let lease_binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": format!("{}-dev-user", lease_role_name.as_str().unwrap_or("")), "namespace": own_namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": lease_role_name},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": IDENTITY}]
-    });
-    let namespace =
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": own_namespace}});
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": [namespace, role, binding, lease_role, lease_binding]});
-    let out = cp.kubectl_with_stdin(&["apply", "-f", "-"], &list.to_string())?;
-    if !out.status.success() {
-        return Err(DevError::Setup(format!(
-            "applying the webhook's RBAC: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+/// Only the apiserver may call the webhook: its client certificate (the admission kubeconfig of
+/// the control plane), checked by CA and name, as `serve --client-ca` does in a cluster.
+fn apiserver_client(cp: &ControlPlane) -> ClientCa {
+    ClientCa {
+        ca_file: cp.webhook_client_ca_path().to_path_buf(),
+        allowed_names: vec![controlplane::WEBHOOK_CLIENT_NAME.to_string()],
     }
-    Ok(cp.mint_user(IDENTITY, &[])?)
 }
 
 /// Calls `f` every 50 ms until it succeeds or `deadline` passes.
@@ -732,6 +747,18 @@ impl ProcessSpec {
         }
         Ok(child)
     }
+}
+
+/// How [`DevCluster::start_replica_with`] starts a webhook process.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaOptions<'a> {
+    pub env: &'a [(&'a str, &'a str)],
+    /// Flags added to the dev cluster's `serve` flags.
+    pub args: Vec<String>,
+    /// `--tls-cert`/`--tls-key` instead of the dev cluster's certificate files.
+    pub tls: Option<CertFiles>,
+    /// Listen here instead of on a free port.
+    pub addr: Option<SocketAddr>,
 }
 
 /// A second webhook process (see [`DevCluster::start_replica`]); dropping it kills it.

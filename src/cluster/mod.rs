@@ -1,11 +1,13 @@
 //! Everything that talks to a Kubernetes apiserver: the catalog's watch caches and live lookups
 //! (`catalog`), the webhook configurations and RBAC the webhook is registered with (`webhook`),
-//! and the local development cluster used by `egress-webhook dev` and the end-to-end tests
-//! (`dev`).
+//! the local development cluster used by `egress-webhook dev` and the end-to-end tests (`dev`),
+//! and the webhook's ServiceAccount identity there (`identity`).
 
 pub mod catalog;
 pub mod config;
 pub mod dev;
+pub mod identity;
+pub mod self_signed;
 pub mod webhook;
 
 use std::path::Path;

@@ -8,5 +8,5 @@ pub mod kinds;
 /// Our field manager for server-side apply, and the `app.kubernetes.io/managed-by` value.
 pub const FIELD_MANAGER: &str = crate::core::expand::metadata::MANAGER;
 
-/// The identity egress-webhook runs under in a cluster (manifests/deploy): its ServiceAccount.
+/// The identity egress-webhook runs under in a cluster (manifests/base): its ServiceAccount.
 pub const IN_CLUSTER_IDENTITY: &str = "system:serviceaccount:egress-webhook:egress-webhook";

@@ -156,8 +156,12 @@ pub struct ControlPlane {
     server_url: String,
     kubeconfig: PathBuf,
     ca: Ca,
+    /// Signs only the apiserver's webhook client certificate (and test impostors).
+    webhook_client_ca: Ca,
     ca_pem: String,
     ca_path: PathBuf,
+    /// The CA of the client certificate the apiserver presents to webhooks.
+    webhook_client_ca_path: PathBuf,
     /// In start order (etcd, kube-apiserver, kube-controller-manager); stopped in reverse.
     processes: Vec<Managed>,
     /// Declared after `processes` and dropped after them: its thread must outlive the children
@@ -167,6 +171,10 @@ pub struct ControlPlane {
     startup: Duration,
     stopped: bool,
 }
+
+/// The common name of the client certificate kube-apiserver presents to every admission webhook
+/// it calls (configured with `--admission-control-config-file`, as a real cluster's would be).
+pub const WEBHOOK_CLIENT_NAME: &str = "kube-apiserver-webhook-client";
 
 /// How many times a start is retried when a picked port was taken by someone else.
 const PORT_CLASH_ATTEMPTS: usize = 3;
@@ -191,6 +199,7 @@ impl ControlPlane {
         let deadline = started + opts.start_timeout;
         // Everything fallible that needs no directory comes first, so a failure leaves none.
         let ca = Ca::generate()?;
+        let webhook_client_ca = Ca::generate_named("egress-webhook local webhook-client CA")?;
         let spawner = Spawner::new().map_err(Error::io("starting the spawner thread"))?;
         let parent = opts.parent_dir.clone().unwrap_or_else(std::env::temp_dir);
         let run_dir = create_run_dir(&parent)?;
@@ -200,11 +209,13 @@ impl ControlPlane {
         let mut cp = ControlPlane {
             kubeconfig: run_dir.join("admin.kubeconfig"),
             ca_path: run_dir.join("pki/ca.crt"),
+            webhook_client_ca_path: run_dir.join("pki/webhook-client-ca.crt"),
             run_dir,
             keep_run_dir: opts.keep_run_dir,
             binaries,
             server_url: String::new(),
             ca,
+            webhook_client_ca,
             ca_pem: String::new(),
             processes: Vec::new(),
             spawner,
@@ -224,6 +235,8 @@ impl ControlPlane {
         let (sa_key, sa_pub) = pki::service_account_key()?;
         write_file(&pki.join("sa.key"), &sa_key, true)?;
         write_file(&pki.join("sa.pub"), &sa_pub, false)?;
+
+        let admission_config = cp.write_admission_config(&pki)?;
 
         let ports = process::free_ports(3).map_err(Error::io("picking free loopback ports"))?;
         let (etcd_client, etcd_peer, apiserver_port) = (ports[0], ports[1], ports[2]);
@@ -263,6 +276,12 @@ impl ControlPlane {
             &format!("--tls-private-key-file={p}/apiserver.key"),
             &format!("--client-ca-file={p}/ca.crt"),
             "--authorization-mode=RBAC",
+            // Webhooks get a client certificate from the apiserver, so that a webhook can tell
+            // its real caller from anyone else who reaches its port.
+            &format!(
+                "--admission-control-config-file={}",
+                admission_config.display()
+            ),
             "--service-cluster-ip-range=10.0.0.0/24",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             &format!("--service-account-key-file={p}/sa.pub"),
@@ -394,6 +413,28 @@ impl ControlPlane {
     /// Path of [`Self::ca_pem`] on disk.
     pub fn ca_path(&self) -> &Path {
         &self.ca_path
+    }
+
+    /// PEM file of the CA that signed the client certificate (CN [`WEBHOOK_CLIENT_NAME`]) the
+    /// apiserver presents to admission webhooks: what a webhook's `--client-ca` names.
+    pub fn webhook_client_ca_path(&self) -> &Path {
+        &self.webhook_client_ca_path
+    }
+
+    /// A client certificate from the webhook-client CA with any common name: what an impostor
+    /// who got hold of that CA's signature, or the apiserver itself ([`WEBHOOK_CLIENT_NAME`]),
+    /// presents. Written under the run dir's `pki/`; returns (cert path, key path).
+    pub fn webhook_client_cert(&self, common_name: &str) -> Result<(PathBuf, PathBuf), Error> {
+        validate_name("webhook client name", common_name)?;
+        let pair = self.webhook_client_ca.client_cert(common_name, None)?;
+        let stem = self.run_dir.join("pki").join(format!(
+            "webhook-client-{}",
+            self.minted_users.fetch_add(1, Ordering::Relaxed)
+        ));
+        let (cert, key) = (stem.with_extension("crt"), stem.with_extension("key"));
+        write_file(&cert, &pair.cert_pem, false)?;
+        write_file(&key, &pair.key_pem, true)?;
+        Ok((cert, key))
     }
 
     /// The run directory: certs, kubeconfigs, `<process>.log` files and etcd's data.
@@ -557,6 +598,62 @@ impl ControlPlane {
             .take(48)
             .collect();
         self.write_user(name, groups.first().copied(), &format!("user-{n}-{stem}"))
+    }
+
+    /// The admission configuration of kube-apiserver: both webhook plugins read a kubeconfig
+    /// whose only user is the client certificate [`WEBHOOK_CLIENT_NAME`]. The apiserver picks a
+    /// kubeconfig user by the webhook's host: `*.svc` covers in-cluster Services
+    /// (`<name>.<namespace>.svc:443`), and `*`, the resolver's catch-all, the local webhooks at
+    /// `https://127.0.0.1:<port>`, whose ports are only picked after the apiserver has started
+    /// (the file is read once, at start-up).
+    fn write_admission_config(&self, pki: &Path) -> Result<PathBuf, Error> {
+        let pair = self
+            .webhook_client_ca
+            .client_cert(WEBHOOK_CLIENT_NAME, None)?;
+        let (cert, key) = (
+            pki.join("webhook-client.crt"),
+            pki.join("webhook-client.key"),
+        );
+        write_file(
+            &self.webhook_client_ca_path,
+            &self.webhook_client_ca.cert_pem(),
+            false,
+        )?;
+        write_file(&cert, &pair.cert_pem, false)?;
+        write_file(&key, &pair.key_pem, true)?;
+        let kubeconfig = pki.join("admission-kubeconfig.yaml");
+        let user = serde_json::json!({
+            "client-certificate": cert.display().to_string(),
+            "client-key": key.display().to_string(),
+        });
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "users": [
+                {"name": "*.svc", "user": user},
+                {"name": "*", "user": user},
+            ],
+        });
+        // JSON is YAML: no serializer needed, and every path is quoted.
+        write_file(&kubeconfig, &config.to_string(), true)?;
+        let plugin = |name: &str| {
+            serde_json::json!({
+                "name": name,
+                "configuration": {
+                    "apiVersion": "apiserver.config.k8s.io/v1",
+                    "kind": "WebhookAdmissionConfiguration",
+                    "kubeConfigFile": kubeconfig.display().to_string(),
+                },
+            })
+        };
+        let admission = serde_json::json!({
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "AdmissionConfiguration",
+            "plugins": [plugin("ValidatingAdmissionWebhook"), plugin("MutatingAdmissionWebhook")],
+        });
+        let path = pki.join("admission-config.yaml");
+        write_file(&path, &admission.to_string(), false)?;
+        Ok(path)
     }
 
     fn write_user(

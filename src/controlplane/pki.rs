@@ -2,6 +2,11 @@
 //! service-account signing key, all generated in memory with rcgen (ECDSA P-256, which
 //! kube-apiserver, kubectl and etcd's clients all accept).
 //!
+//! A second CA signs only the client certificate the apiserver presents to admission webhooks
+//! (see `ControlPlane::webhook_client_ca_path`): a webhook that trusts it trusts the apiserver
+//! and nobody else, while a webhook that trusted the cluster CA would also accept every user's
+//! certificate.
+//!
 //! One CA both serves (`--tls-cert-file` chain) and authenticates clients (`--client-ca-file`),
 //! so a single `ca.crt` is all a client needs to trust and to be trusted.
 
@@ -43,6 +48,11 @@ impl std::fmt::Debug for Ca {
 
 impl Ca {
     pub fn generate() -> Result<Self, rcgen::Error> {
+        Self::generate_named("egress-webhook local control plane CA")
+    }
+
+    /// A CA with the given common name.
+    pub fn generate_named(common_name: &str) -> Result<Self, rcgen::Error> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
@@ -52,7 +62,7 @@ impl Ca {
         ];
         params
             .distinguished_name
-            .push(DnType::CommonName, "egress-webhook local control plane CA");
+            .push(DnType::CommonName, common_name);
         set_validity(&mut params);
         let key = KeyPair::generate()?;
         let key_pem = key.serialize_pem();

@@ -223,3 +223,30 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// `to` relative to the directory `from`, both absolute (kustomize refuses absolute paths).
+pub fn relative(from: &Path, to: &Path) -> PathBuf {
+    let mut p: PathBuf = from
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .map(|_| "..")
+        .collect();
+    p.push(to.strip_prefix("/").expect("an absolute path"));
+    p
+}
+
+/// Writes into `dir` a user's overlay: `resource` (a directory of the repository) with the
+/// client-ca component and the CA `ca_pem` from a configMapGenerator, as the component's
+/// comment tells users to.
+pub fn write_client_ca_overlay(dir: &Path, resource: &str, ca_pem: &str) {
+    let dir = dir.canonicalize().expect("overlay dir");
+    let rel = |p: &str| relative(&dir, &repo(p).canonicalize().expect(p));
+    let text = format!(
+        "resources: [{}]\ncomponents: [{}]\nconfigMapGenerator:\n\
+         - name: egress-webhook-client-ca\n  namespace: egress-webhook\n  files: [ca.crt=client-ca.pem]\n",
+        rel(resource).display(),
+        rel("manifests/components/client-ca").display()
+    );
+    std::fs::write(dir.join("kustomization.yaml"), text).expect("write kustomization.yaml");
+    std::fs::write(dir.join("client-ca.pem"), ca_pem).expect("write client-ca.pem");
+}

@@ -215,8 +215,12 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .h1
+        self.get_with(&self.h1, path).await
+    }
+
+    /// GET `path` with another client (one presenting a client certificate, say).
+    pub async fn get_with(&self, client: &reqwest::Client, path: &str) -> (u16, String) {
+        let r = client
             .get(self.url(path))
             .send()
             .await
@@ -743,6 +747,14 @@ impl ServeProcess {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// GET `path` over TLS: the body (panics unless 200).
+    pub async fn get_text(&self, path: &str) -> String {
+        let c = client_with(&[&self.pki.bundle.ca_cert], Http::H1, true);
+        let r = c.get(self.url(path)).send().await.expect("GET");
+        assert_eq!(r.status().as_u16(), 200, "GET {path}");
+        r.text().await.unwrap()
     }
 
     /// GET `/readyz` on a new connection: its status.
