@@ -9,6 +9,8 @@
 //! every namespace, which a concurrent test would disturb; on 2 cores nothing is lost.
 #![allow(dead_code)]
 
+pub mod expected;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex, MutexGuard};
