@@ -102,6 +102,8 @@ pub struct Metrics {
     /// 1 for the admission port's client-authentication mode, 0 for the others.
     pub client_auth: Family<ModeLabels, Gauge>,
     pub client_certs_rejected: Family<ReasonLabels, Counter>,
+    /// 1 while the catalog's watch of a kind is connected, 0 while it fails.
+    pub watch_connected: Family<KindLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -228,8 +230,15 @@ impl Metrics {
             "Client certificates refused in the TLS handshake, by reason (untrusted, name)",
             client_certs_rejected.clone(),
         );
+        let watch_connected = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "watch_connected",
+            "1 while the catalog's watch of a kind is connected to the apiserver; 0 while it fails and reviews are answered from the cache",
+            watch_connected.clone(),
+        );
         Metrics {
             registry,
+            watch_connected,
             client_auth,
             client_certs_rejected,
             queue_depth,
