@@ -167,7 +167,17 @@ fn recovered(dev: &DevCluster, namespaces: &mut Vec<String>, round: &str) {
     );
     let ns = format!("after-{round}");
     apply(dev, &parents_in(&ns), &[]).expect_ok("parents after the outage");
-    companions_match_render(dev, &ns, 2).unwrap_or_else(|e| panic!("{round}: {e}"));
+    // Eventually rather than at once: a watch resumes within its retry (≤ 5 s) after the
+    // apiserver is back, and until then an object created with the parents (the ServiceAccount)
+    // reaches the catalog only through the watch; the controller then completes the policy.
+    let mut last = Ok(());
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            last = companions_match_render(dev, &ns, 2);
+            last.is_ok()
+        }),
+        "{round}: parents applied after the outage: {last:?}"
+    );
     namespaces.push(ns);
 }
 

@@ -120,7 +120,7 @@ pub fn cluster_catalog(client: Client, opts: &Options) -> (Arc<Catalog>, Cluster
 /// Start one watch per kind, feeding `catalog`.
 pub fn start(client: Client, catalog: Arc<Catalog>) -> ClusterSource {
     let pending = Arc::new(AtomicUsize::new(Kind::ALL.len()));
-    let tasks = Kind::ALL
+    let mut tasks: Vec<JoinHandle<()>> = Kind::ALL
         .into_iter()
         .map(|kind| {
             tokio::spawn(watch(
@@ -131,7 +131,34 @@ pub fn start(client: Client, catalog: Arc<Catalog>) -> ClusterSource {
             ))
         })
         .collect();
+    tasks.push(tokio::spawn(probe_failing(client, catalog)));
     ClusterSource { tasks }
+}
+
+/// While a watch fails, ask the apiserver every 2 s for one object of its kind; once it answers,
+/// the kind counts as connected again. Needed because a watch that resumes after an outage
+/// (kube-runtime re-watches from its last resourceVersion and replays what it missed) delivers
+/// no event of its own when nothing changed, and a quiet kind would look down for ever. Sends
+/// nothing while every watch is healthy.
+async fn probe_failing(client: Client, catalog: Arc<Catalog>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for (name, _) in catalog.health.failing() {
+            let Some(kind) = Kind::ALL.into_iter().find(|k| k.name() == name) else {
+                continue;
+            };
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
+            if api
+                .list_metadata(&ListParams::default().limit(1))
+                .await
+                .is_ok()
+            {
+                catalog.health.ok(name);
+            }
+        }
+    }
 }
 
 /// Test-only: `EGRESS_WEBHOOK_TEST_WATCH_DELAY=VirtualGateway=3000` starts the watch of that kind
@@ -163,7 +190,8 @@ async fn watch(client: Client, kind: Kind, catalog: Arc<Catalog>, pending: Arc<A
     let default = |o: Object| default_object(o, &opts);
     // `any_semantic`: the first list may come from the apiserver's watch cache (cheap); the watch
     // that follows brings it up to date.
-    let stream = watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .backoff(crate::cluster::watch_backoff());
     let mut stream = std::pin::pin!(stream);
     let mut relist: Vec<Object> = Vec::new();
     let mut synced = false;

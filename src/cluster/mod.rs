@@ -11,6 +11,24 @@ pub mod self_signed;
 pub mod webhook;
 
 use std::path::Path;
+use std::time::Duration;
+
+use kube::runtime::{utils::ResetTimerBackoff, watcher::ExponentialBackoff};
+
+/// Retry policy of every watch (the catalog's and the controller's): kube-runtime's default
+/// (0.8 s doubling to 30 s, client-go's) but capped at 5 s. After a 30 s apiserver outage the
+/// default left a watch in a 25-30 s wait after the apiserver was back, and a hand-deleted
+/// companion unrepaired for that long (tests/e2e_outage.rs); a retry every 5 s per watch while
+/// the apiserver is down costs it nothing. Reset after 2 minutes without errors, as the default.
+pub fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+    let exp = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(800))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    ResetTimerBackoff::new(ExponentialBackoff::from(exp), Duration::from_secs(120))
+}
 
 /// A client for the identity in a kubeconfig file (its current context).
 pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, ClientError> {

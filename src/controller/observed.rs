@@ -256,7 +256,7 @@ async fn watch(
         .any_semantic();
     // managedFields are most of an object's size and nothing here reads them.
     let stream = watcher(api, cfg)
-        .default_backoff()
+        .backoff(crate::cluster::watch_backoff())
         .modify(|o: &mut DynamicObject| o.metadata.managed_fields = None);
     let mut stream = std::pin::pin!(reflector::reflector(writer, stream));
     let mut relist: Option<BTreeSet<CompanionKey>> = None;
