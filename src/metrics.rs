@@ -79,6 +79,22 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusWriteLabels {
+    /// ExternalService, VirtualGateway or AccessPolicy
+    pub parent_kind: String,
+    /// ok or error
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// CompanionsCreated, CompanionsUpdated, Repaired, WriteRefused, OrphanRemoved
+    pub reason: String,
+    /// sent, suppressed (rate limit) or failed
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub companion_writes: Family<WriteLabels, Counter>,
@@ -102,6 +118,10 @@ pub struct Metrics {
     /// 1 for the admission port's client-authentication mode, 0 for the others.
     pub client_auth: Family<ModeLabels, Gauge>,
     pub client_certs_rejected: Family<ReasonLabels, Counter>,
+    /// Status subresource writes of parents: zero when idle.
+    pub status_writes: Family<StatusWriteLabels, Counter>,
+    /// Events on parents, by reason and outcome: zero when idle.
+    pub events: Family<EventLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -228,8 +248,22 @@ impl Metrics {
             "Client certificates refused in the TLS handshake, by reason (untrusted, name)",
             client_certs_rejected.clone(),
         );
+        let status_writes = Family::<StatusWriteLabels, Counter>::default();
+        registry.register(
+            "status_writes",
+            "Status writes of ExternalServices, VirtualGateways and AccessPolicies, by kind and outcome",
+            status_writes.clone(),
+        );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events",
+            "Kubernetes Events on parents, by reason and outcome (sent, suppressed by the rate limit, failed)",
+            events.clone(),
+        );
         Metrics {
             registry,
+            status_writes,
+            events,
             client_auth,
             client_certs_rejected,
             queue_depth,
@@ -312,6 +346,26 @@ impl Metrics {
         self.controller_reads
             .get_or_create(&VerbLabels {
                 verb: verb.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count one status write (`outcome`: ok, error).
+    pub fn status_write(&self, parent_kind: &str, outcome: &'static str) {
+        self.status_writes
+            .get_or_create(&StatusWriteLabels {
+                parent_kind: parent_kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count one event (`outcome`: sent, suppressed, failed).
+    pub fn event(&self, reason: &str, outcome: &'static str) {
+        self.events
+            .get_or_create(&EventLabels {
+                reason: reason.to_string(),
+                outcome: outcome.to_string(),
             })
             .inc();
     }
