@@ -5,8 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Condition,
-    CommonStatus, DestinationSelector, EnforcementLayers, IdentitySelector, Labels,
+    CommonStatus, Condition, DestinationSelector, EnforcementLayers, IdentitySelector, Labels,
 };
 use std::collections::BTreeMap;
 

@@ -6,8 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    Condition,CommonStatus, Labels, ObjectReference, PortSelector};
+use super::common::{CommonStatus, Condition, Labels, ObjectReference, PortSelector};
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(

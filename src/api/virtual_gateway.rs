@@ -4,8 +4,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    Condition,CommonStatus, ObjectSelector, PortSelector, WorkloadSelector};
+use super::common::{CommonStatus, Condition, ObjectSelector, PortSelector, WorkloadSelector};
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(

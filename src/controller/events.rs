@@ -93,9 +93,8 @@ impl Limits {
         {
             return false;
         }
-        self.tokens = (self.tokens
-            + now.duration_since(self.refilled).as_secs_f64() * PER_SECOND)
-            .min(BURST);
+        self.tokens =
+            (self.tokens + now.duration_since(self.refilled).as_secs_f64() * PER_SECOND).min(BURST);
         self.refilled = now;
         if self.tokens < 1.0 {
             return false;
@@ -139,11 +138,11 @@ impl Events {
     /// Publish `reason` on parent `p` (its `uid` when known: `kubectl describe` matches by it),
     /// unless a limit holds it back.
     pub fn publish(&self, p: &ParentRef, uid: Option<String>, reason: Reason, note: String) {
-        let allowed = self
-            .limits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .allow(p, reason, Instant::now());
+        let allowed =
+            self.limits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .allow(p, reason, Instant::now());
         if !allowed {
             self.metrics.event(reason.as_str(), "suppressed");
             return;

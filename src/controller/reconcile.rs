@@ -166,6 +166,9 @@ impl Controller {
         .flatten()
         .collect::<Vec<_>>()
         .join("; ");
+        if outcome == "sync" && report.created.is_empty() && self.created.contains(p) {
+            return;
+        }
         let reason = match outcome {
             "repair" => Reason::Repaired,
             "orphan" => Reason::OrphanRemoved,

@@ -41,8 +41,19 @@ impl Created {
     pub fn record(&self, p: ParentRef, companions: impl IntoIterator<Item = String>) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         m.retain(|_, (t, _)| t.elapsed() < CREATED_RECORD_TTL);
-        let e = m.entry(p).or_insert_with(|| (Instant::now(), BTreeSet::new()));
+        let e = m
+            .entry(p)
+            .or_insert_with(|| (Instant::now(), BTreeSet::new()));
         e.1.extend(companions);
+    }
+
+    /// Is a `CompanionsCreated` event waiting for `p`? (Then the reconcile that adds the owner
+    /// references is part of that creation, not an update worth its own event.)
+    pub fn contains(&self, p: &ParentRef) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(p)
     }
 
     fn take(&self, p: &ParentRef) -> Option<BTreeSet<String>> {
@@ -101,9 +112,9 @@ impl Controller {
             .round(Unit::Second)
             .unwrap_or_else(|_| Timestamp::now())
             .to_string();
-        let desired = self.catalog.read(|s| {
-            desired_status(&obj, s, &self.opts, &sync, previous.as_ref(), &now)
-        });
+        let desired = self
+            .catalog
+            .read(|s| desired_status(&obj, s, &self.opts, &sync, previous.as_ref(), &now));
         if !needs_write(previous.as_ref(), &desired) {
             return;
         }

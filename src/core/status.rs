@@ -395,10 +395,7 @@ mod tests {
             .collect();
         assert!(!ids.is_empty());
         for id in ids {
-            assert!(
-                state["message"].as_str().unwrap().contains(id),
-                "{id}: {s}"
-            );
+            assert!(state["message"].as_str().unwrap().contains(id), "{id}: {s}");
         }
         assert_eq!(
             s["numAppliedDestinationPolicies"]
