@@ -164,28 +164,28 @@ fn the_running_example_shows_its_approval_and_follows_an_edit() {
             .unwrap_or_else(|| panic!("no row for {name}:\n{table}"));
         assert!(row.contains(want), "{row}");
     }
-    // An edit (the gateway's own namespace, written out: same meaning, new generation):
+    // An edit of the ExternalService (the VirtualGateway's generation is in the README block):
     // observedGeneration follows within 2 s.
-    let generation = vg["metadata"]["generation"].as_i64().unwrap();
+    let generation = es["metadata"]["generation"].as_i64().unwrap();
     let t = Instant::now();
     kubectl(
         &dev,
         &[
             "patch",
-            "virtualgateway",
+            "externalservice",
             "-n",
-            "istio-egress",
-            "egress-vg",
+            "global",
+            "httpbin.org",
             "--type",
             "json",
             "-p",
-            r#"[{"op":"add","path":"/spec/workloads/0/selector/namespace","value":"istio-egress"}]"#,
+            r#"[{"op":"add","path":"/spec/subjectAltNames","value":["httpbin.org"]}]"#,
         ],
     )
-    .expect_ok("edit the VirtualGateway");
+    .expect_ok("edit the ExternalService");
     let mut last = Value::Null;
     let followed = eventually(Duration::from_secs(2), || {
-        last = get(&dev, "virtualgateway", "istio-egress", "egress-vg");
+        last = get(&dev, "externalservice", "global", "httpbin.org");
         last["metadata"]["generation"].as_i64() > Some(generation) && current(&last)
     });
     eprintln!("edit to observedGeneration: {:?}", t.elapsed());
@@ -198,22 +198,22 @@ fn the_running_example_shows_its_approval_and_follows_an_edit() {
         &dev,
         &[
             "patch",
-            "virtualgateway",
+            "externalservice",
             "-n",
-            "istio-egress",
-            "egress-vg",
+            "global",
+            "httpbin.org",
             "--type",
             "json",
             "-p",
-            r#"[{"op":"remove","path":"/spec/workloads/0/selector/namespace"}]"#,
+            r#"[{"op":"remove","path":"/spec/subjectAltNames"}]"#,
         ],
     )
     .expect_ok("undo the edit");
     assert!(eventually(Duration::from_secs(5), || current(&get(
         &dev,
-        "virtualgateway",
-        "istio-egress",
-        "egress-vg"
+        "externalservice",
+        "global",
+        "httpbin.org"
     ))));
 }
 
@@ -450,4 +450,120 @@ fn sixty_seconds_idle_send_no_status_write_and_no_event() {
         "60 s idle: status writes, events, companion writes before {before:?} after {after:?}"
     );
     assert_eq!(before, after, "requests while idle");
+}
+
+/// README's blocks `status-get-output` and `status-describe-output` are what kubectl prints for
+/// the running example. A live cluster's output differs in AGE, in times and in column widths
+/// (other objects widen them), so both sides are compared with whitespace collapsed, the AGE
+/// column dropped, times and event ages masked, and only the running example's rows kept.
+/// `EGRESS_UPDATE_README=1` writes the live output into README.md instead.
+#[test]
+fn readme_shows_what_kubectl_prints_for_the_running_example() {
+    let Some((dev, _serial)) = shared() else {
+        return;
+    };
+    running_example(&dev);
+    for (kind, ns, name, _) in EXAMPLE {
+        assert!(
+            eventually(Duration::from_secs(20), || current(&get(
+                &dev, kind, ns, name
+            ))),
+            "{kind} {ns}/{name}"
+        );
+    }
+    let example_ns = ["global", "istio-egress"];
+    let get_cmd = "kubectl get solo-io -A";
+    let table = kubectl(&dev, &["get", "solo-io", "-A"])
+        .expect_ok("get")
+        .stdout;
+    let table: String = table
+        .lines()
+        .filter(|l| {
+            let first = l.split_whitespace().next().unwrap_or("");
+            first.is_empty() || first == "NAMESPACE" || example_ns.contains(&first)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let describe_cmd = "kubectl describe vg -n istio-egress egress-vg";
+    let described = kubectl(&dev, &["describe", "vg", "-n", "istio-egress", "egress-vg"])
+        .expect_ok("describe")
+        .stdout;
+    let from = described.find("Status:").expect("a Status section");
+    let described = described[from..].to_string();
+    let get_block = format!("```\n$ {get_cmd}\n{table}```");
+    let describe_block = format!("```\n$ {describe_cmd}\n...\n{described}```");
+    let path = repo("README.md");
+    let mut readme = std::fs::read_to_string(&path).unwrap();
+    if std::env::var("EGRESS_UPDATE_README").is_ok_and(|v| v == "1") {
+        for (name, text) in [
+            ("status-get-output", &get_block),
+            ("status-describe-output", &describe_block),
+        ] {
+            let (from, to) = block_range(&readme, name);
+            readme.replace_range(from..to, text);
+        }
+        std::fs::write(&path, &readme).unwrap();
+        return;
+    }
+    for (name, live) in [
+        ("status-get-output", &get_block),
+        ("status-describe-output", &describe_block),
+    ] {
+        let (from, to) = block_range(&readme, name);
+        assert_eq!(
+            normalized(&readme[from..to]),
+            normalized(live),
+            "README block {name} is not what kubectl prints now (EGRESS_UPDATE_README=1 cargo test --test e2e_status readme):\n{live}"
+        );
+    }
+}
+
+/// Where the text of the README block `name` starts and ends.
+fn block_range(readme: &str, name: &str) -> (usize, usize) {
+    let start = format!("<!-- {name} -->\n");
+    let from = readme
+        .find(&start)
+        .unwrap_or_else(|| panic!("README has no {name} block"))
+        + start.len();
+    let to = from
+        + readme[from..]
+            .find(&format!("\n<!-- /{name} -->"))
+            .expect("block end");
+    (from, to)
+}
+
+/// Whitespace collapsed; a table's last column (AGE) dropped; RFC 3339 times and the Age of
+/// event lines masked.
+fn normalized(text: &str) -> Vec<String> {
+    let time =
+        |w: &str| w.len() >= 20 && w.as_bytes()[4] == b'-' && w.contains('T') && w.ends_with('Z');
+    let mut out = Vec::new();
+    let mut in_table = false;
+    for line in text.lines() {
+        let mut words: Vec<String> = line
+            .split_whitespace()
+            .map(|w| {
+                if time(w) {
+                    "<time>".into()
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect();
+        if words.first().is_some_and(|w| w == "NAMESPACE") {
+            in_table = true;
+        }
+        if words.is_empty() {
+            in_table = false;
+        }
+        if in_table {
+            words.pop();
+        }
+        // `Normal  CompanionsCreated  5m  egress-webhook  ...`
+        if words.len() > 2 && (words[0] == "Normal" || words[0] == "Warning") {
+            words[2] = "<age>".into();
+        }
+        out.push(words.join(" "));
+    }
+    out
 }
