@@ -567,3 +567,107 @@ fn normalized(text: &str) -> Vec<String> {
     }
     out
 }
+
+fn events_with_outcome(dev: &DevCluster, outcome: &str) -> f64 {
+    let text = dev.webhook_metrics_text().expect("in-process webhook");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("egress_webhook_events_total{")
+                && l.contains(&format!("outcome=\"{outcome}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Churn: the companions of 20 parents deleted by hand three times over are repaired every time,
+/// but each parent gets one `Repaired` event a minute, not one per repair.
+#[test]
+fn repeated_repairs_send_one_event_per_parent_not_a_storm() {
+    let Some((dev, _serial)) = shared() else {
+        return;
+    };
+    const N: usize = 20;
+    let ns = "status-churn";
+    kubectl(&dev, &["create", "namespace", ns]).expect_ok("namespace");
+    let docs: Vec<String> = (0..N)
+        .map(|i| format!("apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {{name: churn-{i}, namespace: {ns}}}\nspec:\n  hosts: [churn-{i}.example.com]\n  ports:\n    - {{name: http, number: 80, protocol: HTTP}}\n"))
+        .collect();
+    apply(&dev, &docs.join("---\n"), &[]).expect_ok("the ExternalServices");
+    let entries = || {
+        kubectl(
+            &dev,
+            &[
+                "get",
+                "serviceentries",
+                "-n",
+                ns,
+                "-l",
+                "app.kubernetes.io/managed-by=egress-webhook",
+                "-o",
+                "name",
+            ],
+        )
+        .stdout
+        .lines()
+        .count()
+    };
+    let accepted = || {
+        kubectl(
+            &dev,
+            &[
+                "get",
+                "externalservices",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.items[*].status.common.State.approval}",
+            ],
+        )
+        .stdout
+        .matches("ACCEPTED")
+        .count()
+    };
+    assert!(eventually(Duration::from_secs(30), || accepted() == N));
+    let (sent0, suppressed0) = (
+        events_with_outcome(&dev, "sent"),
+        events_with_outcome(&dev, "suppressed"),
+    );
+    for round in 0..3 {
+        kubectl(
+            &dev,
+            &[
+                "delete",
+                "serviceentries",
+                "-n",
+                ns,
+                "-l",
+                "app.kubernetes.io/managed-by=egress-webhook",
+            ],
+        )
+        .expect_ok("hand deletion");
+        assert!(
+            eventually(Duration::from_secs(30), || entries() == N),
+            "round {round}: not repaired"
+        );
+    }
+    // The last round's events are sent by their own tasks: let them land.
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = events_with_outcome(&dev, "sent") - sent0;
+    let suppressed = events_with_outcome(&dev, "suppressed") - suppressed0;
+    eprintln!("3 rounds of {N} repairs: {sent} events sent, {suppressed} suppressed");
+    assert!(sent <= N as f64, "{sent} events for {N} parents");
+    assert!(suppressed >= N as f64, "{suppressed} suppressed");
+    let repaired = kubectl(
+        &dev,
+        &["get", "events.events.k8s.io", "-n", ns, "-o", "json"],
+    )
+    .expect_ok("events")
+    .json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "Repaired")
+        .count();
+    assert!(repaired <= N, "{repaired} Repaired events stored");
+    kubectl(&dev, &["delete", "namespace", ns, "--wait=false"]).expect_ok("cleanup");
+}
