@@ -22,6 +22,10 @@
 //! - **Make-before-break**: creates and updates before deletes in every write; an
 //!   ExternalService's open rule is deleted only once the policies replacing it stand.
 //! - **One reconciler** among replicas ([`leader`]); every replica admits.
+//! - **Status and events** ([`status`], [`events`]): after a reconcile the parent's status is
+//!   computed by the pure core and written only when it differs from the stored one; a change
+//!   of the status alone wakes no reconcile (`catalog::status_only`). Events on the parent say
+//!   what was created, repaired, refused or removed, rate-limited.
 //! - **Bounded admission writes**: an undo is recorded before its request is awaited, and the
 //!   rollback of a denied admission is bounded ([`ROLLBACK_BUDGET`]).
 
