@@ -148,6 +148,8 @@ pub struct Catalog {
     refresher: Option<Arc<dyn Refresher>>,
     /// Where changes are announced (the reconciler), as the parents whose companions they affect.
     changes: Mutex<Option<mpsc::UnboundedSender<BTreeSet<ParentRef>>>>,
+    /// Whether the watches feeding it are connected (a cluster catalog only).
+    pub health: crate::watch_health::WatchHealth,
 }
 
 impl fmt::Debug for Catalog {
@@ -171,6 +173,7 @@ impl Catalog {
             opts: opts.clone(),
             refresher: None,
             changes: Mutex::new(None),
+            health: Default::default(),
         }
     }
 
@@ -185,6 +188,7 @@ impl Catalog {
             opts: opts.clone(),
             refresher: None,
             changes: Mutex::new(None),
+            health: Default::default(),
         }
     }
 

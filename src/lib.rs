@@ -3,7 +3,7 @@
 //!
 //! `api` holds the types, `core` the pure logic (no I/O), `istio` the generated Istio objects,
 //! `load` the reading of input files, `controller` the companions in the cluster, `metrics` the
-//! process's metrics, `cli` the commands (the top: nothing else imports it).
+//! process's metrics, `watch_health` whether the catalog's watches are connected, `cli` the commands (the top: nothing else imports it).
 
 pub mod admission;
 pub mod api;
@@ -19,3 +19,4 @@ pub mod crds;
 pub mod istio;
 pub mod load;
 pub mod metrics;
+pub mod watch_health;

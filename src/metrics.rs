@@ -118,6 +118,8 @@ pub struct Metrics {
     /// 1 for the admission port's client-authentication mode, 0 for the others.
     pub client_auth: Family<ModeLabels, Gauge>,
     pub client_certs_rejected: Family<ReasonLabels, Counter>,
+    /// 1 while the catalog's watch of a kind is connected, 0 while it fails.
+    pub watch_connected: Family<KindLabels, Gauge>,
     /// Status subresource writes of parents: zero when idle.
     pub status_writes: Family<StatusWriteLabels, Counter>,
     /// Events on parents, by reason and outcome: zero when idle.
@@ -248,6 +250,12 @@ impl Metrics {
             "Client certificates refused in the TLS handshake, by reason (untrusted, name)",
             client_certs_rejected.clone(),
         );
+        let watch_connected = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "watch_connected",
+            "1 while the catalog's watch of a kind is connected to the apiserver; 0 while it fails and reviews are answered from the cache",
+            watch_connected.clone(),
+        );
         let status_writes = Family::<StatusWriteLabels, Counter>::default();
         registry.register(
             "status_writes",
@@ -262,6 +270,7 @@ impl Metrics {
         );
         Metrics {
             registry,
+            watch_connected,
             status_writes,
             events,
             client_auth,

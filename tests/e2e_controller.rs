@@ -8,12 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use e2e::expected::companions_match_render;
 use e2e::{apply, eventually, kubectl, namespace, repo, shared};
 use egress_webhook::cluster::dev::DevCluster;
-use egress_webhook::core::{
-    Object, Snapshot, defaults::default_object, expand::ParentRef, expand::expand_parents,
-};
-use serde_json::Value;
 
 /// Sum of a metric in the in-process webhook's metrics (all label sets).
 fn metric_sum(dev: &DevCluster, name: &str) -> f64 {
@@ -68,104 +65,6 @@ apiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\nmetadata: {{nam
     )
 }
 
-/// The stored objects the expansion reads, from the cluster (what `render` would be given).
-fn stored_objects(dev: &DevCluster) -> Vec<Object> {
-    let list = kubectl(
-        dev,
-        &[
-            "get",
-            "externalservices,virtualgateways,accesspolicies,services,serviceaccounts",
-            "-A",
-            "-o",
-            "json",
-        ],
-    )
-    .expect_ok("list inputs")
-    .json();
-    let opts = dev.core_options();
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|o| Object::from_value(o.clone()).ok())
-        .map(|o| default_object(o, opts))
-        .collect()
-}
-
-/// Every companion of the parents in `ns` equals the expansion of the stored objects (spec,
-/// labels and owner references), and no other companion of theirs exists. `Err` says what differs.
-fn companions_match_render(dev: &DevCluster, ns: &str) -> Result<(), String> {
-    let opts = dev.core_options().clone();
-    let snap = Snapshot::new(stored_objects(dev), &opts);
-    let parents: std::collections::BTreeSet<ParentRef> = snap
-        .parents()
-        .into_iter()
-        .filter(|p| p.namespace == ns)
-        .collect();
-    if parents.len() != 2 {
-        return Err(format!("parents in {ns}: {parents:?}"));
-    }
-    let desired = expand_parents(&snap, &opts, &parents);
-    let stored = kubectl(
-        dev,
-        &[
-            "get",
-            "serviceentries,gateways,destinationrules,virtualservices,authorizationpolicies,peerauthentications",
-            "-A",
-            "-l",
-            &format!("gloo.solo.io/parent_namespace={ns}"),
-            "-o",
-            "json",
-        ],
-    )
-    .expect_ok("list companions")
-    .json();
-    let stored: Vec<&Value> = stored["items"].as_array().unwrap().iter().collect();
-    let id = |kind: &str, o: &Value| {
-        format!(
-            "{kind} {}/{}",
-            o["metadata"]["namespace"].as_str().unwrap_or(""),
-            o["metadata"]["name"].as_str().unwrap_or("")
-        )
-    };
-    let mut want: Vec<String> = desired
-        .iter()
-        .map(|d| format!("{} {}/{}", d.kind, d.namespace(), d.name()))
-        .collect();
-    let mut have: Vec<String> = stored
-        .iter()
-        .map(|o| id(o["kind"].as_str().unwrap_or(""), o))
-        .collect();
-    want.sort();
-    have.sort();
-    if want != have {
-        return Err(format!("companions of {ns}: want {want:?}, have {have:?}"));
-    }
-    for d in &desired {
-        let d_json = serde_json::to_value(d).unwrap();
-        let o = stored
-            .iter()
-            .find(|o| {
-                o["kind"] == d_json["kind"] && o["metadata"]["name"] == d_json["metadata"]["name"]
-            })
-            .unwrap();
-        if o["spec"] != d_json["spec"] {
-            return Err(format!(
-                "{}: spec {} != {}",
-                id(d.kind, o),
-                o["spec"],
-                d_json["spec"]
-            ));
-        }
-        for (k, v) in d_json["metadata"]["labels"].as_object().unwrap() {
-            if &o["metadata"]["labels"][k] != v {
-                return Err(format!("{}: label {k}", id(d.kind, o)));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[test]
 fn companions_are_right_when_apply_returns_while_namespaces_churn() {
     let Some((dev, _serial)) = shared() else {
@@ -195,7 +94,7 @@ fn companions_are_right_when_apply_returns_while_namespaces_churn() {
         namespace(&dev, &ns);
         apply(&dev, &parents_in(&ns), &[]).expect_ok("fresh parents");
         // Read at once: the companions are there and right the moment apply returns.
-        if let Err(e) = companions_match_render(&dev, &ns) {
+        if let Err(e) = companions_match_render(&dev, &ns, 2) {
             stop.store(true, Ordering::SeqCst);
             let _ = churner.join();
             panic!("run {i}: {e}");
@@ -216,7 +115,7 @@ fn companions_are_right_when_apply_returns_while_namespaces_churn() {
     // And they stay right once the churn has settled.
     std::thread::sleep(Duration::from_secs(3));
     for i in 0..10 {
-        companions_match_render(&dev, &format!("fresh-{i}"))
+        companions_match_render(&dev, &format!("fresh-{i}"), 2)
             .unwrap_or_else(|e| panic!("later: {e}"));
     }
 }

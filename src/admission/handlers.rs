@@ -319,7 +319,22 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             .is_none_or(|c| c.controller.is_ready());
     let stopping = st.shutting_down.load(Ordering::SeqCst);
     if cert && synced && !stopping {
-        (StatusCode::OK, "ok").into_response()
+        // Watches that fail (apiserver or etcd down) do not make the webhook unready: it answers
+        // from its caches, and says so here and in egress_webhook_watch_connected.
+        let failing = st.catalog.health.failing();
+        if failing.is_empty() {
+            (StatusCode::OK, "ok").into_response()
+        } else {
+            let kinds: Vec<String> = failing
+                .iter()
+                .map(|(k, d)| format!("{k} for {}s", d.as_secs()))
+                .collect();
+            let text = format!(
+                "ok: answering from caches; watches failing: {}",
+                kinds.join(", ")
+            );
+            (StatusCode::OK, text).into_response()
+        }
     } else {
         let why = format!(
             "certificate loaded: {cert}, catalog synced: {synced}, shutting down: {stopping}"
@@ -329,6 +344,14 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(st): State<AppState>) -> Response {
+    for (kind, up) in st.catalog.health.connected() {
+        st.metrics
+            .watch_connected
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .set(i64::from(up));
+    }
     for (kind, n) in st.catalog.counts() {
         st.metrics
             .catalog_objects

@@ -168,6 +168,10 @@ async fn watch(client: Client, kind: Kind, catalog: Arc<Catalog>, pending: Arc<A
     let mut relist: Vec<Object> = Vec::new();
     let mut synced = false;
     while let Some(event) = stream.next().await {
+        match &event {
+            Ok(_) => catalog.health.ok(kind.name()),
+            Err(_) => catalog.health.failed(kind.name()),
+        }
         match event {
             Ok(watcher::Event::Init) => relist.clear(),
             Ok(watcher::Event::InitApply(o)) => {

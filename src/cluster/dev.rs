@@ -499,6 +499,11 @@ impl DevCluster {
         self.cp.as_ref().expect("control plane present until drop")
     }
 
+    /// The control plane, to stop and start its processes (outage tests).
+    pub fn cp_mut(&mut self) -> &mut ControlPlane {
+        self.cp.as_mut().expect("the control plane runs until drop")
+    }
+
     /// The admin kubeconfig.
     pub fn kubeconfig(&self) -> &Path {
         self.cp().kubeconfig()
@@ -546,10 +551,10 @@ impl DevCluster {
 
     /// The in-process webhook's metrics, as `/metrics` serves them.
     pub fn webhook_metrics_text(&self) -> Option<String> {
-        match &self.webhook {
-            Webhook::InProcess { running, .. } => Some(running.state.metrics.render()),
-            _ => None,
-        }
+        // Through the plain-HTTP port, as Prometheus reads it: the handler refreshes the gauges
+        // it computes on read (catalog objects, watch health) first.
+        let addr = self.webhook_metrics_addr()?;
+        http_get_text(addr, "/metrics").ok()
     }
 
     /// The options the webhook runs with.

@@ -84,10 +84,14 @@ pub fn campaign(
                         _ = tokio::time::sleep(retry) => {}
                         _ = &mut stop_rx => return,
                     }
-                    retry = (retry * 2).min(Duration::from_secs(30));
+                    retry = (retry * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
+            // A Lease that could be used once is retried quickly again after an outage: the
+            // apiserver is back when the build succeeds, and every second without a leader is a
+            // second without repairs.
+            retry = Duration::from_millis(500);
             let (mut state, handle) = manager.watch().await;
             loop {
                 let now = *state.borrow_and_update();

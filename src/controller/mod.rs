@@ -336,8 +336,10 @@ impl Controller {
             obj.meta_mut().uid = None;
         }
         // The parents can change between the estimate and the lock (another admission): then
-        // the estimate is taken again.
-        for _ in 0..3 {
+        // the estimate is taken again, for as long as the budget lasts. Under many parallel
+        // applies that select one another (tests/e2e_concurrency.rs) a fixed number of tries
+        // turned a retryable race into a failed apply.
+        while tokio::time::Instant::now() < deadline {
             let parents: BTreeSet<ParentRef> = self.catalog.with_object(&obj, |before, after| {
                 let mut p = before;
                 p.extend(affected_parents(after, &obj));

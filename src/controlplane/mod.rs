@@ -164,6 +164,9 @@ pub struct ControlPlane {
     webhook_client_ca_path: PathBuf,
     /// In start order (etcd, kube-apiserver, kube-controller-manager); stopped in reverse.
     processes: Vec<Managed>,
+    /// How each process was started (name, program, arguments): to start it again after
+    /// [`ControlPlane::kill_process`].
+    launches: Vec<(&'static str, PathBuf, Vec<String>)>,
     /// Declared after `processes` and dropped after them: its thread must outlive the children
     /// (see [`Spawner`]).
     spawner: Spawner,
@@ -218,6 +221,7 @@ impl ControlPlane {
             webhook_client_ca,
             ca_pem: String::new(),
             processes: Vec::new(),
+            launches: Vec::new(),
             spawner,
             minted_users: AtomicUsize::new(0),
             startup: Duration::ZERO,
@@ -356,7 +360,48 @@ impl ControlPlane {
             .spawn(cmd)
             .map_err(Error::io(format!("starting {}", program.display())))?;
         self.processes.push(Managed { name, child, log });
+        self.launches.push((name, program, args.to_vec()));
         Ok(())
+    }
+
+    /// An outage: SIGKILL `name` (`etcd`, `kube-apiserver` or `kube-controller-manager`), which
+    /// stays down until [`ControlPlane::restart_process`].
+    pub fn kill_process(&mut self, name: &str) -> Result<(), Error> {
+        let p = self
+            .processes
+            .iter_mut()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::InvalidUser(format!("no process {name:?}")))?;
+        p.kill().map_err(Error::io(format!("killing {name}")))?;
+        Ok(())
+    }
+
+    /// Start a killed process again with the same flags (same ports, same etcd data) and wait
+    /// until the apiserver's `/readyz` is true again (it checks etcd too). Its log goes to
+    /// `<name>.restarted.log`.
+    pub fn restart_process(&mut self, name: &str, timeout: Duration) -> Result<(), Error> {
+        let (name, program, args) = self
+            .launches
+            .iter()
+            .find(|l| l.0 == name)
+            .cloned()
+            .ok_or_else(|| Error::InvalidUser(format!("no process {name:?}")))?;
+        let log = self.run_dir.join(format!("{name}.restarted.log"));
+        let cmd = process::command(&program, &args, &log)
+            .map_err(Error::io(format!("creating {}", log.display())))?;
+        let child = self
+            .spawner
+            .spawn(cmd)
+            .map_err(Error::io(format!("starting {}", program.display())))?;
+        if let Some(p) = self.processes.iter_mut().find(|p| p.name == name) {
+            *p = Managed { name, child, log };
+        }
+        self.wait_until(
+            "kube-apiserver /readyz after a restart",
+            Instant::now() + timeout,
+            name,
+            |cp| cp.kubectl_succeeds(&["get", "--raw=/readyz"]),
+        )
     }
 
     /// Polls `ready` every 100 ms until it holds, a child exits, or the deadline passes.

@@ -9,6 +9,9 @@
 //! every namespace, which a concurrent test would disturb; on 2 cores nothing is lost.
 #![allow(dead_code)]
 
+pub mod direct;
+pub mod expected;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex, MutexGuard};
