@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Refresh the generated blocks of README.md from the real commands (a test checks they match).
+# The blocks status-get-output and status-describe-output need a cluster and are refreshed by
+# their test: EGRESS_UPDATE_README=1 cargo test --test e2e_status readme
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/debug/egress-webhook}

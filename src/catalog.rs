@@ -17,6 +17,7 @@ use std::sync::{
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::api::{ObjectSelector, list, text};
@@ -104,6 +105,28 @@ pub fn same_content(a: &Object, b: &Object) -> bool {
     object_key(a) == object_key(b)
         && va.get("spec") == vb.get("spec")
         && va.pointer("/metadata/labels") == vb.pointer("/metadata/labels")
+}
+
+/// Is `after` `before` with only its status (or resourceVersion, managedFields) changed, and a
+/// status that has seen the current generation? Such a change (most often our own status write)
+/// needs no reconcile. A status behind its generation does: it is how an update admitted (and
+/// held in the overlay) ends up with a status for its new generation once it is stored.
+pub fn status_only(before: &Object, after: &Object) -> bool {
+    let strip = |o: &Object| {
+        let mut v = o.to_value();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("status");
+        }
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.remove("managedFields");
+        }
+        v
+    };
+    let after_v = after.to_value();
+    let observed = after_v.pointer("/status/common/State/observedGeneration");
+    let generation = after_v.pointer("/metadata/generation");
+    observed.is_some() && observed == generation && strip(before) == strip(after)
 }
 
 /// What [`Catalog::admit`] returns: the affected parents, and the handle to take it back.
@@ -235,6 +258,14 @@ impl Catalog {
         if current == obj {
             return None;
         }
+        if let (Some(before), Some(after)) = (&current, &obj)
+            && status_only(before, after)
+        {
+            // Kept (the controller compares the stored status with the one it would write),
+            // announced to nobody: writing a status must not cause another reconcile.
+            snap.insert(after.clone());
+            return None;
+        }
         // Affected before and after: a reference the change drops only shows before.
         let mut affected = self.subscribed().then(BTreeSet::new);
         for o in current.iter().chain(obj.iter()) {
@@ -361,6 +392,18 @@ impl Catalog {
             None => snap.remove(obj),
         }
         out
+    }
+
+    /// The parent as stored (the watch's version), `None` while an admission of it is pending
+    /// or when it does not exist: a status describes what the apiserver has.
+    pub fn stored_parent(&self, p: &ParentRef) -> Option<Object> {
+        let holder = placeholder(p.kind.as_str(), &p.namespace, &p.name)?;
+        let snap = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.contains_key(&object_key(&holder)) {
+            return None;
+        }
+        snap.get(&holder)
     }
 
     /// Receive, for every later change, the parents whose companions it may change.
@@ -632,6 +675,33 @@ mod tests {
         );
         let with_es = Snapshot::new(objects(ES), &opts);
         assert_eq!(missing_references(&ap, &with_es, &opts).len(), 1);
+    }
+
+    #[test]
+    fn a_status_that_has_seen_its_generation_is_kept_and_announced_to_nobody() {
+        let opts = Options::default();
+        let catalog = Catalog::from_objects(objects(ES), &opts);
+        let mut rx = catalog.subscribe();
+        let stored = |generation: i64, observed: Option<i64>, rv: &str| {
+            let mut v = objects(ES).remove(0).to_value();
+            v["metadata"]["generation"] = serde_json::json!(generation);
+            v["metadata"]["resourceVersion"] = serde_json::json!(rv);
+            if let Some(o) = observed {
+                v["status"] = serde_json::json!({"common": {"State": {
+                    "observedGeneration": o, "approval": "ACCEPTED"}}});
+            }
+            default_object(Object::from_value(v).unwrap(), &opts)
+        };
+        catalog.upsert(stored(2, None, "1"));
+        assert!(rx.try_recv().is_ok(), "a new version is announced");
+        // Our status write for generation 2: kept, no reconcile.
+        catalog.upsert(stored(2, Some(2), "2"));
+        assert!(rx.try_recv().is_err(), "a status-only change was announced");
+        let es = catalog.read(|s| s.external_service("global", "httpbin.org").cloned());
+        assert!(es.unwrap().status.is_some(), "the stored status is kept");
+        // A status behind its generation (an update whose status is not written yet): announced.
+        catalog.upsert(stored(3, Some(2), "3"));
+        assert!(rx.try_recv().is_ok(), "a new generation was not announced");
     }
 
     #[test]

@@ -79,6 +79,22 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusWriteLabels {
+    /// ExternalService, VirtualGateway or AccessPolicy
+    pub parent_kind: String,
+    /// ok or error
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// CompanionsCreated, CompanionsUpdated, Repaired, WriteRefused, OrphanRemoved
+    pub reason: String,
+    /// sent, suppressed (rate limit) or failed
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub companion_writes: Family<WriteLabels, Counter>,
@@ -104,6 +120,10 @@ pub struct Metrics {
     pub client_certs_rejected: Family<ReasonLabels, Counter>,
     /// 1 while the catalog's watch of a kind is connected, 0 while it fails.
     pub watch_connected: Family<KindLabels, Gauge>,
+    /// Status subresource writes of parents: zero when idle.
+    pub status_writes: Family<StatusWriteLabels, Counter>,
+    /// Events on parents, by reason and outcome: zero when idle.
+    pub events: Family<EventLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -236,9 +256,23 @@ impl Metrics {
             "1 while the catalog's watch of a kind is connected to the apiserver; 0 while it fails and reviews are answered from the cache",
             watch_connected.clone(),
         );
+        let status_writes = Family::<StatusWriteLabels, Counter>::default();
+        registry.register(
+            "status_writes",
+            "Status writes of ExternalServices, VirtualGateways and AccessPolicies, by kind and outcome",
+            status_writes.clone(),
+        );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events",
+            "Kubernetes Events on parents, by reason and outcome (sent, suppressed by the rate limit, failed)",
+            events.clone(),
+        );
         Metrics {
             registry,
             watch_connected,
+            status_writes,
+            events,
             client_auth,
             client_certs_rejected,
             queue_depth,
@@ -321,6 +355,26 @@ impl Metrics {
         self.controller_reads
             .get_or_create(&VerbLabels {
                 verb: verb.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count one status write (`outcome`: ok, error).
+    pub fn status_write(&self, parent_kind: &str, outcome: &'static str) {
+        self.status_writes
+            .get_or_create(&StatusWriteLabels {
+                parent_kind: parent_kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count one event (`outcome`: sent, suppressed, failed).
+    pub fn event(&self, reason: &str, outcome: &'static str) {
+        self.events
+            .get_or_create(&EventLabels {
+                reason: reason.to_string(),
+                outcome: outcome.to_string(),
             })
             .inc();
     }

@@ -132,9 +132,17 @@ fn webhook_authenticates_as_its_service_account_with_a_day_long_token() {
     );
 }
 
-/// `kubectl auth can-i VERB RESOURCE [-n NS | -A] --as=SA`: "yes" or "no".
+/// `kubectl auth can-i VERB RESOURCE [-n NS | -A] --as=SA`: "yes" or "no". A subresource is
+/// written `RESOURCE#SUBRESOURCE` (`RESOURCE/NAME` names one object).
 fn can_i(dev: &DevCluster, verb: &str, resource: &str, ns: Option<&str>) -> String {
+    let (resource, sub) = match resource.split_once('#') {
+        Some((r, s)) => (r, Some(s)),
+        None => (resource, None),
+    };
     let mut args = vec!["auth", "can-i", verb, resource, "--as", SA];
+    if let Some(sub) = sub {
+        args.extend(["--subresource", sub]);
+    }
     match ns {
         Some(ns) => args.extend(["-n", ns]),
         None => args.push("--all-namespaces"),
@@ -213,6 +221,29 @@ fn service_account_may_do_what_the_code_needs_and_no_more() {
             "no",
         ),
         ("update", "serviceentries.networking.istio.io", None, "no"),
+        // Status: patch only (server-side apply), never update, and not the objects themselves.
+        (
+            "update",
+            "externalservices.networking.gloo.solo.io#status",
+            None,
+            "no",
+        ),
+        (
+            "patch",
+            "externalservices.networking.gloo.solo.io",
+            None,
+            "no",
+        ),
+        (
+            "update",
+            "accesspolicies.security.policy.gloo.solo.io#status",
+            None,
+            "no",
+        ),
+        // Events: events.k8s.io only, never deleted or read back.
+        ("create", "events", None, "no"),
+        ("delete", "events.events.k8s.io", None, "no"),
+        ("list", "events.events.k8s.io", None, "no"),
         ("create", "sidecars.networking.istio.io", None, "no"),
         ("patch", "services", None, "no"),
         ("list", "leases.coordination.k8s.io", ns, "no"),
@@ -275,6 +306,27 @@ fn service_account_may_do_what_the_code_needs_and_no_more() {
         ("get", "leases/egress-webhook-controller", ns, "yes"),
         ("patch", "leases/egress-webhook-controller", ns, "yes"),
         ("create", "leases.coordination.k8s.io", ns, "yes"),
+        // src/controller/status.rs and events.rs.
+        (
+            "patch",
+            "externalservices.networking.gloo.solo.io#status",
+            None,
+            "yes",
+        ),
+        (
+            "patch",
+            "virtualgateways.networking.gloo.solo.io#status",
+            None,
+            "yes",
+        ),
+        (
+            "patch",
+            "accesspolicies.security.policy.gloo.solo.io#status",
+            None,
+            "yes",
+        ),
+        ("create", "events.events.k8s.io", None, "yes"),
+        ("patch", "events.events.k8s.io", None, "yes"),
     ];
     for kind in ISTIO {
         for verb in ["get", "list", "watch", "create", "patch", "delete"] {

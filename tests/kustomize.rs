@@ -323,3 +323,61 @@ fn rbac_has_no_wildcards_and_no_secrets_or_pods_in_the_base() {
         }
     }
 }
+
+/// Status and events (src/controller/status.rs, events.rs): exactly `patch` on the three status
+/// subresources and `create`/`patch` on `events.k8s.io` events, in every tree; nothing on the
+/// core group's events, no `update` of a status.
+#[test]
+fn rbac_grants_status_patch_and_event_create_patch_exactly() {
+    if e2e::skip_cluster_tests() {
+        return;
+    }
+    let strings = |r: &Value, field: &str| -> Vec<String> {
+        serde_json::from_value(r[field].clone()).unwrap_or_default()
+    };
+    for tree in [
+        "manifests/base",
+        "manifests/overlays/self-signed",
+        "manifests/overlays/cert-manager",
+    ] {
+        let objs = build(&repo(tree));
+        let role = objs
+            .iter()
+            .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "egress-webhook")
+            .unwrap_or_else(|| panic!("{tree}: no ClusterRole egress-webhook"));
+        let rules = role["rules"].as_array().unwrap();
+        let mut status: Vec<String> = Vec::new();
+        let mut events: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+        for r in rules {
+            for res in strings(r, "resources") {
+                if res.ends_with("/status") {
+                    assert_eq!(strings(r, "verbs"), ["patch"], "{tree}: {r}");
+                    for g in strings(r, "apiGroups") {
+                        status.push(format!("{res}.{g}"));
+                    }
+                }
+                if res == "events" {
+                    events.push((strings(r, "apiGroups"), strings(r, "verbs")));
+                }
+            }
+        }
+        status.sort();
+        assert_eq!(
+            status,
+            [
+                "accesspolicies/status.security.policy.gloo.solo.io",
+                "externalservices/status.networking.gloo.solo.io",
+                "virtualgateways/status.networking.gloo.solo.io",
+            ],
+            "{tree}"
+        );
+        assert_eq!(
+            events,
+            [(
+                vec!["events.k8s.io".to_string()],
+                vec!["create".to_string(), "patch".to_string()]
+            )],
+            "{tree}"
+        );
+    }
+}

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    CommonStatus, DestinationSelector, EnforcementLayers, IdentitySelector, Labels,
+    CommonStatus, Condition, DestinationSelector, EnforcementLayers, IdentitySelector, Labels,
 };
 use std::collections::BTreeMap;
 
@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
     printcolumn = r#"{"name":"Destinations","type":"string","jsonPath":".spec.applyToDestinations[*].selector.name"}"#,
     printcolumn = r#"{"name":"Kinds","type":"string","jsonPath":".spec.applyToDestinations[*].kind"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.common.State.approval"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.common.State.message","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -133,4 +134,8 @@ pub struct AccessPolicyStatus {
     pub num_selected_namespaces: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_allowed_service_accounts: Option<u32>,
+    /// `Ready` and `CompanionsSynced` (for `kubectl wait --for=condition=Ready`); an addition to
+    /// Gloo's schema, which has no conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
 }

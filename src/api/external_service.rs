@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{CommonStatus, Labels, ObjectReference, PortSelector};
+use super::common::{CommonStatus, Condition, Labels, ObjectReference, PortSelector};
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
@@ -24,6 +24,7 @@ use super::common::{CommonStatus, Labels, ObjectReference, PortSelector};
     printcolumn = r#"{"name":"Ports","type":"string","jsonPath":".spec.ports[*].number"}"#,
     printcolumn = r#"{"name":"Gateways","type":"string","jsonPath":".spec.ports[*].egressGatewayRoutes.virtualGatewayRefs[*].name"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.common.State.approval"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.common.State.message","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -109,4 +110,8 @@ pub struct ExternalServiceStatus {
     pub owned_by_workspace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_selected_virtual_gateways: Option<u32>,
+    /// `Ready` and `CompanionsSynced` (for `kubectl wait --for=condition=Ready`); an addition to
+    /// Gloo's schema, which has no conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
 }

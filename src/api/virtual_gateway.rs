@@ -4,7 +4,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{CommonStatus, ObjectSelector, PortSelector, WorkloadSelector};
+use super::common::{CommonStatus, Condition, ObjectSelector, PortSelector, WorkloadSelector};
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
@@ -21,6 +21,7 @@ use super::common::{CommonStatus, ObjectSelector, PortSelector, WorkloadSelector
     printcolumn = r#"{"name":"Protocols","type":"string","jsonPath":".spec.listeners[*].appProtocol"}"#,
     printcolumn = r#"{"name":"Exposed","type":"string","jsonPath":".spec.listeners[*].exposedExternalServices[*].host"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.common.State.approval"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.common.State.message","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -164,4 +165,8 @@ pub struct VirtualGatewayStatus {
     pub selected_workloads_count: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_services_count: Option<u32>,
+    /// `Ready` and `CompanionsSynced` (for `kubectl wait --for=condition=Ready`); an addition to
+    /// Gloo's schema, which has no conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
 }

@@ -22,15 +22,21 @@
 //! - **Make-before-break**: creates and updates before deletes in every write; an
 //!   ExternalService's open rule is deleted only once the policies replacing it stand.
 //! - **One reconciler** among replicas ([`leader`]); every replica admits.
+//! - **Status and events** ([`status`], [`events`]): after a reconcile the parent's status is
+//!   computed by the pure core and written only when it differs from the stored one; a change
+//!   of the status alone wakes no reconcile (`catalog::status_only`). Events on the parent say
+//!   what was created, repaired, refused or removed, rate-limited.
 //! - **Bounded admission writes**: an undo is recorded before its request is awaited, and the
 //!   rollback of a denied admission is bounded ([`ROLLBACK_BUDGET`]).
 
+pub mod events;
 pub mod leader;
 pub mod locks;
 pub mod observed;
 pub mod plan;
 mod reconcile;
 pub mod runner;
+mod status;
 pub mod writer;
 
 use std::collections::{BTreeSet, HashSet};
@@ -104,6 +110,9 @@ pub struct Controller {
     client: Client,
     /// Parents of the running full resync not compared yet.
     resync_left: Mutex<HashSet<ParentRef>>,
+    events: events::Events,
+    /// Companions admission created, announced once their parent is stored.
+    created: status::Created,
 }
 
 /// The running controller; dropping it stops it without releasing the Lease (use `stop`).
@@ -156,6 +165,12 @@ impl Controller {
             queue: queue.clone(),
             client: client.clone(),
             resync_left: Mutex::default(),
+            events: events::Events::new(
+                client.clone(),
+                settings.election.as_ref().map(|e| e.identity.clone()),
+                metrics.clone(),
+            ),
+            created: status::Created::default(),
         });
         // Catalog changes: the parents they affect.
         let mut changes = catalog.subscribe();
@@ -282,6 +297,26 @@ impl Controller {
         }
     }
 
+    /// The companions an admission created, by parent, for the `CompanionsCreated` event that
+    /// the first reconcile of the stored parent sends (the parent has no uid before, and
+    /// `kubectl describe` finds events by uid).
+    fn record_created(&self, steps: &[plan::Step], report: &Report) {
+        let mut by_parent: std::collections::BTreeMap<ParentRef, Vec<String>> = Default::default();
+        for step in steps {
+            if let plan::Step::Create(d) = step {
+                let key = step.key().to_string();
+                if report.created.contains(&key)
+                    && let Some(p) = observed::parent_of_labels(d.metadata.labels.as_ref())
+                {
+                    by_parent.entry(p).or_default().push(key);
+                }
+            }
+        }
+        for (p, keys) in by_parent {
+            self.created.record(p, keys);
+        }
+    }
+
     /// Write the companions of everything `obj` (admitted, defaulted) affects, before admission
     /// answers. On failure everything written is taken back (within [`ROLLBACK_BUDGET`]) and the
     /// object leaves the desired state again.
@@ -329,7 +364,10 @@ impl Controller {
             let steps = plan::plan(&desired, &observed);
             let mut undo = Vec::new();
             return match self.writer.run(&steps, Some(deadline), &mut undo).await {
-                Ok(report) => Ok(report),
+                Ok(report) => {
+                    self.record_created(&steps, &report);
+                    Ok(report)
+                }
                 Err(e) => {
                     self.writer.rollback(undo, ROLLBACK_BUDGET).await;
                     self.catalog.revert(&admitted);

@@ -12,12 +12,14 @@ use crate::core::{
     defaults::default_object,
     expand::{ParentRef, expand_parents},
     object::GlooKind,
+    status::Sync,
 };
 
 use super::Controller;
+use super::events::Reason;
 use super::plan::plan;
 use super::runner::Outcome;
-use super::writer::WriteError;
+use super::writer::{Report, WriteError};
 
 const AUTHORIZATION_POLICY: &str = "AuthorizationPolicy";
 
@@ -45,6 +47,9 @@ impl Controller {
             .read(|s| (expand_parents(s, &self.opts, &one), s.has_parent(p)));
         let mut steps = plan(&desired, &self.observed.of_parent(p));
         if steps.is_empty() {
+            if known {
+                self.update_status(p, Sync::InPlace).await;
+            }
             return Outcome::Done;
         }
         // Someone else changed one of these a moment ago: perhaps another replica's admission,
@@ -108,6 +113,7 @@ impl Controller {
             Ok(report) => {
                 if !report.is_empty() {
                     self.metrics.reconcile_outcome(outcome);
+                    self.announce(p, outcome, &report);
                     tracing::info!(
                         parent = %format!("{} {}/{}", p.kind.as_str(), p.namespace, p.name),
                         created = ?report.created,
@@ -115,6 +121,15 @@ impl Controller {
                         deleted = ?report.deleted,
                         "reconciled companions"
                     );
+                }
+                if known {
+                    let sync = match again {
+                        Some(_) => Sync::Waiting(
+                            "the open rule of this ExternalService stays until the AccessPolicies selecting it are in place".into(),
+                        ),
+                        None => Sync::InPlace,
+                    };
+                    self.update_status(p, sync).await;
                 }
                 again.map_or(Outcome::Done, Outcome::Again)
             }
@@ -127,9 +142,45 @@ impl Controller {
                 };
                 self.metrics.reconcile_outcome(outcome);
                 tracing::warn!(parent = ?p, error = %e, "reconcile failed; retrying with backoff");
+                if known {
+                    self.event(p, Reason::WriteRefused, e.to_string());
+                    self.update_status(p, Sync::Failed(e.to_string())).await;
+                }
                 Outcome::Failed { min }
             }
         }
+    }
+
+    /// The event for what a reconcile wrote: `outcome` as counted in
+    /// `reconcile_events_total` (repair, orphan, sync).
+    fn announce(&self, p: &ParentRef, outcome: &str, report: &Report) {
+        let list = |what: &str, keys: &[String]| {
+            (!keys.is_empty()).then(|| format!("{what} {}", keys.join(", ")))
+        };
+        let note = [
+            list("created", &report.created),
+            list("updated", &report.updated),
+            list("deleted", &report.deleted),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ");
+        if outcome == "sync" && report.created.is_empty() && self.created.contains(p) {
+            return;
+        }
+        let reason = match outcome {
+            "repair" => Reason::Repaired,
+            "orphan" => Reason::OrphanRemoved,
+            _ if !report.created.is_empty() => Reason::CompanionsCreated,
+            _ => Reason::CompanionsUpdated,
+        };
+        let note = match reason {
+            Reason::Repaired => format!("put back what someone else changed or deleted: {note}"),
+            Reason::OrphanRemoved => format!("the parent no longer exists: {note}"),
+            _ => note,
+        };
+        self.event(p, reason, note);
     }
 
     /// AccessPolicies selecting the ExternalService `p` whose AuthorizationPolicies are not

@@ -9,6 +9,7 @@ pub mod object;
 pub mod rules;
 pub mod selectors;
 pub mod snapshot;
+pub mod status;
 
 pub use findings::{Finding, ObjectId, Severity};
 pub use object::{GlooKind, Object};
