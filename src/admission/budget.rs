@@ -1,35 +1,62 @@
-//! A global cap on review bytes in flight, across every connection: `--max-inflight-bytes`.
+//! A global cap on the memory of reviews in flight, across every connection:
+//! `--max-inflight-bytes`.
 //!
-//! Why: `--max-body-bytes` bounds one review and `--max-connections` bounds connections, but
-//! their product (7 MiB × 1024 = 7 GiB by default) is no bound at all. Every review reserves its
-//! body's bytes here as they arrive and keeps them until its answer is written; a review that
-//! would go past the cap is answered 429 with `Retry-After` (see `handlers`), without buffering
-//! its body.
+//! Why: `--max-body-bytes` bounds one body and `--max-connections` bounds connections, but their
+//! product (7 MiB × 1024 = 7 GiB by default) is no bound at all, and a review costs more than
+//! its body: its parsed tree, and the typed, defaulted and validated objects with their
+//! findings, grow with its number of JSON values (`bounded`). So every review reserves, before
+//! it holds the memory: its body bytes as they arrive, then `parse_cost` before parsing, then
+//! `decide_cost` of the values found before deciding; it keeps them until its answer is built.
+//! A review that does not fit is answered 429 with `Retry-After` (`handlers`), without
+//! buffering more of its body. The costs are upper bounds measured on the shapes that amplify
+//! most (tests/admission_memory.rs holds the code to them).
 //!
-//! Worst-case memory (stated in README "Admission server"): what is reserved here is body bytes;
-//! each review also holds its parsed JSON tree and typed objects, at most `PARSE_AMPLIFICATION`
-//! times its body (measured by `tests/admission_memory.rs` on the shapes that amplify most), so
-//! reviews in flight hold at most `max_inflight_bytes × (1 + PARSE_AMPLIFICATION)`. On top of
-//! that come the per-connection buffers (hyper, rustls) for at most `--max-connections`
-//! connections, and the catalog.
+//! Worst case (README "Bounded memory"): reviews in flight hold at most `--max-inflight-bytes`;
+//! add the per-connection buffers of at most `--max-connections` connections, and the catalog.
 
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Bytes of parsed tree and typed objects per byte of review body, at most. Adversarial JSON
-/// (arrays of empty objects: 3 bytes of text become an 80-byte `Value` with `preserve_order`)
-/// reaches it; reviews shaped like what the apiserver sends stay under 8.
-pub const PARSE_AMPLIFICATION: usize = 32;
+use super::bounded::{MAX_OBJECT_VALUES, MAX_PARSED_VALUES};
 
-/// The default cap: four reviews of the largest size at once, whatever the number of
-/// connections. The apiserver's own limit on an object is 3 MiB, so that is at least eight
-/// UPDATE reviews of the largest object (object and old object) in parallel, and any number
-/// of ordinary (kilobyte) ones.
-pub fn default_max_inflight_bytes(max_body_bytes: usize, max_connections: usize) -> usize {
+/// Heap bytes of parsed JSON per value at the peak of parsing, beyond the text of its strings:
+/// an 80-byte `Value`, and arrays that grow by doubling (old and new buffer live at once while
+/// one is copied) or maps with their index. Measured: 377 for `[0,0,...]` and `[{},{},...]`.
+pub const TREE_BYTES_PER_VALUE: usize = 400;
+
+/// Heap bytes of parsed JSON per byte of body, at most: `[0,0,...]` has a value every 2 bytes.
+pub const TREE_BYTES_PER_BODY_BYTE: usize = TREE_BYTES_PER_VALUE / 2;
+
+/// Heap bytes per JSON value of a Gloo object to type, default, validate and report on it
+/// (an empty port gets defaulted fields and findings with messages).
+pub const DECIDE_BYTES_PER_VALUE: usize = 2048;
+
+/// What parsing a body of `len` bytes may hold: its strings, and `TREE_BYTES_PER_VALUE` per
+/// value, of which a body has at most one every two bytes and a review at most twice
+/// `MAX_PARSED_VALUES` (object and old object; the rest of a review is small typed fields).
+pub fn parse_cost(len: usize) -> usize {
+    len.saturating_mul(TREE_BYTES_PER_BODY_BYTE).min(
+        len.saturating_add(2 * MAX_PARSED_VALUES * TREE_BYTES_PER_VALUE),
+    )
+}
+
+/// What deciding on objects of `values` JSON values may hold.
+pub fn decide_cost(values: usize) -> usize {
+    values.saturating_mul(DECIDE_BYTES_PER_VALUE)
+}
+
+/// The most one review can reserve: the largest body, parsed, with two objects at the cap.
+pub fn max_review_cost(max_body_bytes: usize) -> usize {
     max_body_bytes
-        .saturating_mul(4)
-        .min(max_body_bytes.saturating_mul(max_connections.max(1)))
+        .saturating_add(parse_cost(max_body_bytes))
+        .saturating_add(decide_cost(2 * MAX_OBJECT_VALUES))
+}
+
+/// The default cap: two of the largest reviews at once (a smaller cap would refuse the
+/// largest for ever), which is hundreds of ordinary ones, whatever the number of connections.
+pub fn default_max_inflight_bytes(max_body_bytes: usize) -> usize {
+    max_review_cost(max_body_bytes).saturating_mul(2)
 }
 
 #[derive(Clone, Debug)]
@@ -115,10 +142,13 @@ mod tests {
     }
 
     #[test]
-    fn the_default_is_four_bodies_unless_fewer_connections() {
-        assert_eq!(default_max_inflight_bytes(7 << 20, 1024), 28 << 20);
-        assert_eq!(default_max_inflight_bytes(7 << 20, 2), 14 << 20);
-        assert_eq!(default_max_inflight_bytes(usize::MAX, 1024), usize::MAX);
+    fn the_default_holds_two_of_the_largest_reviews() {
+        let max = max_review_cost(7 << 20);
+        // 7 MiB body + 7 MiB of strings + 20 MB of tree + 41 MB to decide two objects at the cap.
+        assert_eq!(max, (7 << 20) * 2 + 2 * 25_000 * 400 + 2 * 10_000 * 2048);
+        assert_eq!(default_max_inflight_bytes(7 << 20), 2 * max);
+        assert_eq!(parse_cost(1000), 200_000, "small bodies: 200 bytes per byte");
+        assert_eq!(default_max_inflight_bytes(usize::MAX), usize::MAX);
         assert!(!ByteBudget::new(10).try_reserve(&mut Reservation::default(), usize::MAX));
     }
 }

@@ -22,7 +22,7 @@ use axum::{
 use crate::catalog::Catalog;
 use crate::core::Options;
 
-use super::budget::{ByteBudget, Reservation};
+use super::budget::{self, ByteBudget, Reservation};
 use super::labels;
 use super::review::{self, Endpoint, ReviewOut};
 use crate::metrics::{EndpointLabels, FindingLabels, KindLabels, Metrics, RequestLabels};
@@ -234,9 +234,18 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
         .companions
         .as_ref()
         .map(|c| c.guard_identities.as_slice());
-    // The one parse of the body; its bytes are not needed after it.
+    // The one parse of the body, and what it and the decision may hold, reserved first; the
+    // body's bytes are not needed after it (their reservation stays, for the tree's strings).
+    if !st.inflight.try_reserve(&mut held, budget::parse_cost(body.len())) {
+        return overloaded(&st, endpoint, started);
+    }
     let decoded = review::decode(&body);
     drop(body);
+    if let Ok(req) = &decoded
+        && !st.inflight.try_reserve(&mut held, budget::decide_cost(req.decided_values()))
+    {
+        return overloaded(&st, endpoint, started);
+    }
     let decide = |req: &mut review::RequestIn| {
         st.catalog
             .read(|snap| review::decide(endpoint, req, snap, &st.opts, guard))

@@ -4,6 +4,7 @@
 //! metrics, tracing and the per-review deadline; `server` adds TLS (with hot reload), limits and
 //! graceful shutdown; `client_auth` decides who may call. The core never sees HTTP.
 
+pub mod bounded;
 pub mod budget;
 pub mod client_auth;
 pub mod handlers;

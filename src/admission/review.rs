@@ -11,6 +11,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::bounded::{MAX_OBJECT_VALUES, MAX_PARSED_VALUES, RawObject};
 use crate::core::{
     Finding, Object, Operation, Options, Severity, Snapshot,
     defaults::default_object,
@@ -37,8 +38,9 @@ pub struct RequestIn {
     pub name: Option<String>,
     pub namespace: Option<String>,
     pub operation: Option<String>,
-    pub object: Option<Value>,
-    pub old_object: Option<Value>,
+    /// Raw JSON, with its number of values (`bounded`).
+    pub object: Option<RawObject>,
+    pub old_object: Option<RawObject>,
     pub dry_run: Option<bool>,
 }
 
@@ -56,6 +58,33 @@ pub struct GroupVersionKind {
     pub version: String,
     #[serde(default)]
     pub kind: String,
+}
+
+impl RequestIn {
+    /// The object's JSON, unless absent or past `MAX_PARSED_VALUES`.
+    pub fn object_json(&self) -> Option<&Value> {
+        self.object.as_ref().filter(|o| !o.over).map(|o| &o.value)
+    }
+
+    /// The old object's JSON, unless absent or past `MAX_PARSED_VALUES`.
+    pub fn old_object_json(&self) -> Option<&Value> {
+        self.old_object.as_ref().filter(|o| !o.over).map(|o| &o.value)
+    }
+
+    /// JSON values of the objects that deciding types, defaults and validates (what a review
+    /// costs to decide, `budget::decide_cost`): those of a Gloo kind within `MAX_OBJECT_VALUES`.
+    /// Other kinds are only looked at (the guard reads labels) or not at all.
+    pub fn decided_values(&self) -> usize {
+        if self.kind.as_ref().and_then(gloo_kind).is_none() {
+            return 0;
+        }
+        [&self.object, &self.old_object]
+            .into_iter()
+            .flatten()
+            .map(|o| o.values)
+            .filter(|n| *n <= MAX_OBJECT_VALUES)
+            .sum()
+    }
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -406,11 +435,22 @@ pub fn decide(
             .as_ref()
             .map(|u| u.username.as_str())
             .unwrap_or("");
+        let operation = req.operation.as_deref().unwrap_or("");
+        // An object we did not keep cannot show whether it is one of ours: refused, unless the
+        // guard would not look at it anyway (DELETE, our own identities).
+        let unread = [&req.object, &req.old_object]
+            .into_iter()
+            .flatten()
+            .any(|o| o.over);
+        if unread && operation != "DELETE" && !identities.iter().any(|i| i == username) {
+            outcome.deny(422, "Invalid", too_large(&gvk.kind, MAX_PARSED_VALUES));
+            return outcome;
+        }
         let verdict = crate::companions::guard::check(
-            req.operation.as_deref().unwrap_or(""),
+            operation,
             &gvk.kind,
-            req.object.as_ref(),
-            req.old_object.as_ref(),
+            req.object_json(),
+            req.old_object_json(),
             username,
             identities,
         );
@@ -424,11 +464,34 @@ pub fn decide(
         outcome.verdict = Verdict::Ignored;
         return outcome;
     };
+    // Defaulting and validating cost memory with every value: a Gloo object past the cap is
+    // denied before either (a DELETE only warns, so that such an object can still go).
+    let written = req.object.as_ref().map_or(0, |o| o.values);
+    if written > MAX_OBJECT_VALUES && matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE"))
+    {
+        outcome.deny(422, "Invalid", too_large(kind.as_str(), MAX_OBJECT_VALUES));
+        return outcome;
+    }
     match endpoint {
         Endpoint::Mutate => mutate(req, kind, &mut outcome, opts),
         Endpoint::Validate => validate(req, kind, &mut outcome, snap, opts),
     }
     outcome
+}
+
+fn too_large(kind: &str, cap: usize) -> String {
+    format!(
+        "the {kind} has more than {cap} JSON values (fields, list items), more than egress-webhook \
+         reviews: split it into smaller objects"
+    )
+}
+
+/// A Gloo object of the review, typed, if it is within `MAX_OBJECT_VALUES` and decodes into
+/// `kind`: an old object that is not is treated as absent.
+fn small_typed(raw: Option<&RawObject>, kind: GlooKind) -> Option<Object> {
+    raw.filter(|o| o.values <= MAX_OBJECT_VALUES)
+        .and_then(|o| Object::from_json(&o.value).ok())
+        .filter(|o| o.gloo_kind() == Some(kind))
 }
 
 /// The raw and typed object of a CREATE or UPDATE; the denial when it is missing or unreadable.
@@ -437,7 +500,7 @@ fn request_object<'a>(
     kind: GlooKind,
     outcome: &mut Outcome,
 ) -> Option<(&'a Value, Object)> {
-    let Some(raw) = &req.object else {
+    let Some(raw) = req.object_json() else {
         outcome.deny(
             400,
             "BadRequest",
@@ -452,7 +515,7 @@ fn request_object<'a>(
 /// only the fields we default, and the patch is checked to apply to the raw JSON, so fields we
 /// do not know survive (typed structs drop them). The check applies the patch to the request's
 /// own object, in place, rather than to a copy: a multi-megabyte object is not duplicated
-/// (`budget::PARSE_AMPLIFICATION`). A patch that fails is undone by json-patch.
+/// (`budget::decide_cost`). A patch that fails is undone by json-patch.
 fn mutate(req: &mut RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Options) {
     if !matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE")) {
         return;
@@ -467,7 +530,7 @@ fn mutate(req: &mut RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Opt
     if patch.0.is_empty() {
         return;
     }
-    let Some(raw) = req.object.as_mut() else {
+    let Some(raw) = req.object.as_mut().map(|o| &mut o.value) else {
         return;
     };
     if let Err(e) = json_patch::patch(raw, &patch) {
@@ -503,11 +566,7 @@ fn validate(
             };
             // An old object we cannot read is validated as a create: no finding depends on it
             // but V21, which only warns.
-            let old = req
-                .old_object
-                .as_ref()
-                .and_then(|o| Object::from_json(o).ok())
-                .filter(|o| o.gloo_kind() == Some(kind));
+            let old = small_typed(req.old_object.as_ref(), kind);
             let op = match (&old, req.operation.as_deref()) {
                 (Some(old), Some("UPDATE")) => Operation::Update(old),
                 _ => Operation::Create,
@@ -520,12 +579,11 @@ fn validate(
         }
         Some("DELETE") => {
             // The apiserver sends the stored object as oldObject on DELETE.
-            let Some(old) = req
-                .old_object
-                .as_ref()
-                .and_then(|o| Object::from_json(o).ok())
-                .filter(|o| o.gloo_kind() == Some(kind))
-            else {
+            let Some(old) = small_typed(req.old_object.as_ref(), kind) else {
+                if req.old_object.as_ref().is_some_and(|o| o.values > MAX_OBJECT_VALUES) {
+                    outcome.review.response.warnings.push(too_large(kind.as_str(), MAX_OBJECT_VALUES)
+                        + "; its deletion was not checked");
+                }
                 return;
             };
             let defaulted = default_object(old.clone(), opts);

@@ -43,8 +43,9 @@ pub struct ServeConfig {
     pub handshake_timeout: Duration,
     pub review_timeout: Duration,
     pub max_connections: usize,
-    /// Review bytes in flight across all connections; a review past it gets 429 with
-    /// Retry-After. `None`: `budget::default_max_inflight_bytes` (four maximal bodies).
+    /// Memory of the reviews in flight across all connections (`budget`); a review past it
+    /// gets 429 with Retry-After. `None`: `budget::default_max_inflight_bytes` (two of the
+    /// largest reviews).
     pub max_inflight_bytes: Option<usize>,
     pub shutdown_delay: Duration,
     /// After the delay, new connections are refused at once, but connections are shut down
@@ -205,9 +206,10 @@ pub async fn start(
         shutting_down: Arc::new(AtomicBool::new(false)),
         review_timeout: cfg.review_timeout,
         max_body_bytes: cfg.max_body_bytes,
-        inflight: ByteBudget::new(cfg.max_inflight_bytes.unwrap_or_else(|| {
-            default_max_inflight_bytes(cfg.max_body_bytes, cfg.max_connections)
-        })),
+        inflight: ByteBudget::new(
+            cfg.max_inflight_bytes
+                .unwrap_or_else(|| default_max_inflight_bytes(cfg.max_body_bytes)),
+        ),
         companions: cfg.companions.clone(),
     };
     let rustls = RustlsConfig::from_config(loaded.config);

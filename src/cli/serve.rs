@@ -80,8 +80,10 @@ pub struct ServeArgs {
     /// Connections past this many are closed at once.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
-    /// Review bytes in flight across all connections; a review past it is answered 429 with
-    /// Retry-After (the apiserver retries). Default: 4 × --max-body-bytes.
+    /// Memory of the reviews in flight across all connections (bodies, parsed and decided, as
+    /// estimated by upper bounds); a review past it is answered 429 with Retry-After (the
+    /// apiserver retries). Default: two of the largest reviews (151 MB with the default
+    /// --max-body-bytes).
     #[arg(long)]
     pub max_inflight_bytes: Option<usize>,
     /// Upper bound for one review, reading the body included (also capped below `?timeout=`).

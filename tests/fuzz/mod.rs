@@ -143,8 +143,9 @@ pub fn review() -> BoxedStrategy<(String, Value)> {
                 "uid": uid,
                 "kind": {"group": group, "version": version, "kind": kind},
                 "resource": {"group": group, "version": version, "resource": "things"},
-                "name": object["metadata"]["name"],
-                "namespace": object["metadata"]["namespace"],
+                // The envelope stays well-typed (the apiserver writes it); only objects are wild.
+                "name": object["metadata"]["name"].as_str().unwrap_or(""),
+                "namespace": object["metadata"]["namespace"].as_str().unwrap_or(""),
                 "operation": op,
                 "userInfo": {"username": "kubernetes-admin", "groups": ["system:authenticated"]},
                 "dryRun": dry_run,
