@@ -41,8 +41,8 @@ unsafe impl GlobalAlloc for Counting {
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             if new_size >= layout.size() {
-                let now =
-                    LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
+                let now = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size
+                    - layout.size();
                 PEAK.fetch_max(now, Ordering::Relaxed);
             } else {
                 LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
@@ -67,7 +67,13 @@ fn peak_extra(endpoint: Endpoint, body: &[u8], snap: &Snapshot, opts: &Options) 
 
 fn create_review(object: Value) -> Vec<u8> {
     let uid = support::server::uid("mem");
-    serde_json::to_vec(&support::server::review(&uid, "CREATE", Some(&object), None)).unwrap()
+    serde_json::to_vec(&support::server::review(
+        &uid,
+        "CREATE",
+        Some(&object),
+        None,
+    ))
+    .unwrap()
 }
 
 fn update_review(object: Value) -> Vec<u8> {
@@ -85,7 +91,9 @@ fn many(unit: &str, n: usize) -> Value {
 fn a_review_holds_no_more_than_the_handler_reserves_for_it() {
     let opts = Options::default();
     let snap = Snapshot::new(
-        support::seed().into_iter().map(|o| default_object(o, &opts)),
+        support::seed()
+            .into_iter()
+            .map(|o| default_object(o, &opts)),
         &opts,
     );
     let es = support::server::es_raw();
@@ -106,15 +114,30 @@ fn a_review_holds_no_more_than_the_handler_reserves_for_it() {
             "UPDATE of an ExternalService with 2,475 ports",
             update_review(with_spec("ports", Value::Array(ports))),
         ),
-        ("ports [{},...] under the cap", create_review(with_spec("ports", many("{}", under)))),
-        ("hosts [\"\",...] under the cap", create_review(with_spec("hosts", many("\"\"", under)))),
-        ("hosts [\"*\",...] under the cap", create_review(with_spec("hosts", many("\"*\"", under)))),
+        (
+            "ports [{},...] under the cap",
+            create_review(with_spec("ports", many("{}", under))),
+        ),
+        (
+            "hosts [\"\",...] under the cap",
+            create_review(with_spec("hosts", many("\"\"", under))),
+        ),
+        (
+            "hosts [\"*\",...] under the cap",
+            create_review(with_spec("hosts", many("\"*\"", under))),
+        ),
         (
             "an unknown field [{},...] under the cap",
             create_review(with_spec("futureField", many("{}", under))),
         ),
-        ("ports [{},...] over the cap", create_review(with_spec("ports", many("{}", over)))),
-        ("an unknown field [0,...] over the cap", create_review(with_spec("futureField", many("0", over)))),
+        (
+            "ports [{},...] over the cap",
+            create_review(with_spec("ports", many("{}", over))),
+        ),
+        (
+            "an unknown field [0,...] over the cap",
+            create_review(with_spec("futureField", many("0", over))),
+        ),
         (
             "a 3 MiB string",
             create_review(with_spec("futureField", json!("x".repeat(3 << 20)))),
@@ -123,8 +146,8 @@ fn a_review_holds_no_more_than_the_handler_reserves_for_it() {
     let mut report = Vec::new();
     let mut over_budget = Vec::new();
     for (name, body) in &shapes {
-        let reserved = parse_cost(body.len())
-            + decode(body).map_or(0, |r| decide_cost(r.decided_values()));
+        let reserved =
+            parse_cost(body.len()) + decode(body).map_or(0, |r| decide_cost(r.decided_values()));
         for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
             let extra = peak_extra(endpoint, body, &snap, &opts);
             let line = format!(

@@ -167,7 +167,10 @@ fn companions_match_render(dev: &DevCluster, ns: &str) -> Result<(), String> {
 }
 
 #[test]
-#[cfg_attr(egress_skip_cluster_tests, ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane")]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn companions_are_right_when_apply_returns_while_namespaces_churn() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -223,7 +226,10 @@ fn companions_are_right_when_apply_returns_while_namespaces_churn() {
 }
 
 #[test]
-#[cfg_attr(egress_skip_cluster_tests, ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane")]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn objects_nothing_selects_cause_no_requests() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -287,7 +293,10 @@ fn objects_nothing_selects_cause_no_requests() {
 }
 
 #[test]
-#[cfg_attr(egress_skip_cluster_tests, ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane")]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn a_parent_that_cannot_be_written_holds_up_no_other() {
     let Some((dev, _serial)) = shared() else {
         return;

@@ -63,9 +63,8 @@ fn arbitrary_and_damaged_bytes_get_a_review_or_a_4xx() {
     let app = app();
     let bodies = prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..300),
-        (review(), proptest::collection::vec(damage(), 1..4)).prop_map(|((_, r), d)| {
-            damaged(serde_json::to_vec(&r).unwrap(), &d)
-        }),
+        (review(), proptest::collection::vec(damage(), 1..4))
+            .prop_map(|((_, r), d)| { damaged(serde_json::to_vec(&r).unwrap(), &d) }),
     ];
     check(
         "arbitrary_and_damaged_bytes",
@@ -140,7 +139,10 @@ fn defaulting_is_idempotent_and_keeps_unknown_fields() {
             Object::from_json(&patched).unwrap(),
             default_object(typed, &opts)
         );
-        prop_assert_eq!(&patched["spec"]["futureField"], &object["spec"]["futureField"]);
+        prop_assert_eq!(
+            &patched["spec"]["futureField"],
+            &object["spec"]["futureField"]
+        );
         Ok(())
     });
 }

@@ -178,7 +178,14 @@ fn a_change_touches_only_the_affected_parents() {
 #[test]
 fn only_update_golden_1_rewrites_the_files() {
     assert!(updating(Some("1")));
-    for v in [None, Some("0"), Some(""), Some("true"), Some("yes"), Some("01")] {
+    for v in [
+        None,
+        Some("0"),
+        Some(""),
+        Some("true"),
+        Some("yes"),
+        Some("01"),
+    ] {
         assert!(!updating(v), "{v:?}");
     }
 }

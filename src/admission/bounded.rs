@@ -12,8 +12,8 @@
 
 use std::cell::Cell;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// JSON values (scalars, arrays and objects each count one) parsed of one object; past it the
@@ -164,9 +164,15 @@ mod tests {
 
     #[test]
     fn bad_json_and_deep_nesting_are_errors() {
-        assert_eq!(parse(r#"{"a": 1, "a": 2}"#).value, serde_json::json!({"a": 2}));
+        assert_eq!(
+            parse(r#"{"a": 1, "a": 2}"#).value,
+            serde_json::json!({"a": 2})
+        );
         assert!(serde_json::from_str::<RawObject>(r#"{"a": }"#).is_err());
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert!(serde_json::from_str::<RawObject>(&deep).is_err(), "recursion limit");
+        assert!(
+            serde_json::from_str::<RawObject>(&deep).is_err(),
+            "recursion limit"
+        );
     }
 }

@@ -210,7 +210,14 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
                 status = status.as_u16(),
                 "review body rejected: {message}"
             );
-            record(&st, endpoint, "other", "other", review::Verdict::Invalid, started);
+            record(
+                &st,
+                endpoint,
+                "other",
+                "other",
+                review::Verdict::Invalid,
+                started,
+            );
             return json_response(status, review::rejection(status.as_u16(), reason, message));
         }
         Err(_) => {
@@ -219,7 +226,14 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
                 limit_ms = limit.as_millis() as u64,
                 "review deadline passed while reading the body (slow client or overload)"
             );
-            record(&st, endpoint, "other", "other", review::Verdict::Timeout, started);
+            record(
+                &st,
+                endpoint,
+                "other",
+                "other",
+                review::Verdict::Timeout,
+                started,
+            );
             return json_response(
                 StatusCode::REQUEST_TIMEOUT,
                 review::rejection(
@@ -236,13 +250,18 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
         .map(|c| c.guard_identities.as_slice());
     // The one parse of the body, and what it and the decision may hold, reserved first; the
     // body's bytes are not needed after it (their reservation stays, for the tree's strings).
-    if !st.inflight.try_reserve(&mut held, budget::parse_cost(body.len())) {
+    if !st
+        .inflight
+        .try_reserve(&mut held, budget::parse_cost(body.len()))
+    {
         return overloaded(&st, endpoint, started);
     }
     let decoded = review::decode(&body);
     drop(body);
     if let Ok(req) = &decoded
-        && !st.inflight.try_reserve(&mut held, budget::decide_cost(req.decided_values()))
+        && !st
+            .inflight
+            .try_reserve(&mut held, budget::decide_cost(req.decided_values()))
     {
         return overloaded(&st, endpoint, started);
     }
@@ -339,7 +358,14 @@ fn overloaded(st: &AppState, endpoint: Endpoint, started: Instant) -> Response {
         cap = st.inflight.capacity(),
         "review refused: review bytes in flight at --max-inflight-bytes"
     );
-    record(st, endpoint, "other", "other", review::Verdict::Overloaded, started);
+    record(
+        st,
+        endpoint,
+        "other",
+        "other",
+        review::Verdict::Overloaded,
+        started,
+    );
     let mut resp = json_response(
         StatusCode::TOO_MANY_REQUESTS,
         review::rejection(

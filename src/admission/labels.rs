@@ -49,10 +49,22 @@ mod tests {
 
     #[test]
     fn kinds_outside_the_fixed_set_are_other() {
-        assert_eq!(kind(Some(&gvk("networking.gloo.solo.io", "ExternalService"))), "ExternalService");
-        assert_eq!(kind(Some(&gvk("security.policy.gloo.solo.io", "AccessPolicy"))), "AccessPolicy");
-        assert_eq!(kind(Some(&gvk("networking.istio.io", "ServiceEntry"))), "ServiceEntry");
-        assert_eq!(kind(Some(&gvk("security.istio.io", "AuthorizationPolicy"))), "AuthorizationPolicy");
+        assert_eq!(
+            kind(Some(&gvk("networking.gloo.solo.io", "ExternalService"))),
+            "ExternalService"
+        );
+        assert_eq!(
+            kind(Some(&gvk("security.policy.gloo.solo.io", "AccessPolicy"))),
+            "AccessPolicy"
+        );
+        assert_eq!(
+            kind(Some(&gvk("networking.istio.io", "ServiceEntry"))),
+            "ServiceEntry"
+        );
+        assert_eq!(
+            kind(Some(&gvk("security.istio.io", "AuthorizationPolicy"))),
+            "AuthorizationPolicy"
+        );
         for (group, k) in [
             ("apps", "Deployment"),
             ("evil.example.com", "ExternalService"),

@@ -68,7 +68,10 @@ impl RequestIn {
 
     /// The old object's JSON, unless absent or past `MAX_PARSED_VALUES`.
     pub fn old_object_json(&self) -> Option<&Value> {
-        self.old_object.as_ref().filter(|o| !o.over).map(|o| &o.value)
+        self.old_object
+            .as_ref()
+            .filter(|o| !o.over)
+            .map(|o| &o.value)
     }
 
     /// JSON values of the objects that deciding types, defaults and validates (what a review
@@ -296,10 +299,7 @@ struct UidHintRequest {
 }
 
 fn uid_hint(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<UidHint>(body)
-        .ok()?
-        .request?
-        .uid
+    serde_json::from_slice::<UidHint>(body).ok()?.request?.uid
 }
 
 /// Decode the body into a request, or the 400 outcome that says why not.
@@ -580,9 +580,15 @@ fn validate(
         Some("DELETE") => {
             // The apiserver sends the stored object as oldObject on DELETE.
             let Some(old) = small_typed(req.old_object.as_ref(), kind) else {
-                if req.old_object.as_ref().is_some_and(|o| o.values > MAX_OBJECT_VALUES) {
-                    outcome.review.response.warnings.push(too_large(kind.as_str(), MAX_OBJECT_VALUES)
-                        + "; its deletion was not checked");
+                if req
+                    .old_object
+                    .as_ref()
+                    .is_some_and(|o| o.values > MAX_OBJECT_VALUES)
+                {
+                    outcome.review.response.warnings.push(
+                        too_large(kind.as_str(), MAX_OBJECT_VALUES)
+                            + "; its deletion was not checked",
+                    );
                 }
                 return;
             };

@@ -14,11 +14,7 @@ use std::sync::{
 use std::time::{Duration, Instant};
 
 use axum::{body::Body, http::Request};
-use egress_webhook::admission::{
-    budget::ByteBudget,
-    handlers::AppState,
-    server::router,
-};
+use egress_webhook::admission::{budget::ByteBudget, handlers::AppState, server::router};
 use egress_webhook::core::Options;
 use egress_webhook::metrics::Metrics;
 use proptest::prelude::*;
@@ -28,8 +24,11 @@ use tower::ServiceExt;
 
 /// Run `test` on `PROPTEST_CASES` inputs of `strategy` (shrinking a failure to a small input),
 /// and print how many ran and how long it took.
-pub fn check<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
-where
+pub fn check<S: Strategy>(
+    name: &str,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
     S::Value: std::fmt::Debug,
 {
     let config = Config {
@@ -83,7 +82,12 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// POST `body` to `path`; the HTTP status and the body of the answer.
-pub fn post(rt: &tokio::runtime::Runtime, app: &axum::Router, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+pub fn post(
+    rt: &tokio::runtime::Runtime,
+    app: &axum::Router,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
     rt.block_on(async {
         let req = Request::post(path)
             .header("content-type", "application/json")

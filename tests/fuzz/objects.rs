@@ -39,13 +39,22 @@ fn namespace() -> BoxedStrategy<Value> {
 
 fn name() -> BoxedStrategy<Value> {
     pick(
-        &["httpbin.org", "egress-vg", "api", "egress-access-policy", "a.b-c"],
+        &[
+            "httpbin.org",
+            "egress-vg",
+            "api",
+            "egress-access-policy",
+            "a.b-c",
+        ],
         BAD_TEXT,
     )
 }
 
 fn cluster() -> BoxedStrategy<Value> {
-    pick(&["cluster1", "cluster1", "cluster2"], &["", "CLUSTER", "c l"])
+    pick(
+        &["cluster1", "cluster1", "cluster2"],
+        &["", "CLUSTER", "c l"],
+    )
 }
 
 fn host() -> BoxedStrategy<Value> {
@@ -306,8 +315,14 @@ fn access_policy_spec() -> BoxedStrategy<Value> {
     ]);
     let authz = fields(vec![
         ("allowedClients", list(client, 2)),
-        ("allowedPaths", list(pick(&["/", "/api/*"], &["", "*", "a b"]), 2)),
-        ("allowedMethods", list(pick(&["GET", "POST"], &["", "get", "BOGUS"]), 2)),
+        (
+            "allowedPaths",
+            list(pick(&["/", "/api/*"], &["", "*", "a b"]), 2),
+        ),
+        (
+            "allowedMethods",
+            list(pick(&["GET", "POST"], &["", "get", "BOGUS"]), 2),
+        ),
         (
             "match",
             fields(vec![(
@@ -328,7 +343,10 @@ fn access_policy_spec() -> BoxedStrategy<Value> {
         ),
         (
             "allowedIpBlocks",
-            list(pick(&["10.0.0.0/8", "1.2.3.4"], &["", "300.1.1.1/33", "x"]), 2),
+            list(
+                pick(&["10.0.0.0/8", "1.2.3.4"], &["", "300.1.1.1/33", "x"]),
+                2,
+            ),
         ),
         (
             "allowedRemoteIpBlocks",
@@ -375,16 +393,18 @@ pub fn gloo_object() -> BoxedStrategy<Value> {
         proptest::option::weighted(0.3, labels()),
         any::<bool>(),
     )
-        .prop_map(|((api_version, kind, mut spec), name, ns, labels, unknown)| {
-            if unknown && let Some(m) = spec.as_object_mut() {
-                m.insert("futureField".into(), json!({"kept": [1, "two"]}));
-            }
-            let mut meta = json!({"name": name, "namespace": ns});
-            if let Some(l) = labels {
-                meta["labels"] = l;
-            }
-            json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": spec})
-        })
+        .prop_map(
+            |((api_version, kind, mut spec), name, ns, labels, unknown)| {
+                if unknown && let Some(m) = spec.as_object_mut() {
+                    m.insert("futureField".into(), json!({"kept": [1, "two"]}));
+                }
+                let mut meta = json!({"name": name, "namespace": ns});
+                if let Some(l) = labels {
+                    meta["labels"] = l;
+                }
+                json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": spec})
+            },
+        )
         .boxed()
 }
 
