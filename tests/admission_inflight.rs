@@ -7,12 +7,17 @@ mod support;
 
 use std::time::Duration;
 
+use egress_webhook::admission::budget::{decide_cost, parse_cost};
 use serde_json::{Value, json};
 use support::server::{Http, TestServer, http1_post, read_http1, tls_connect, valid_review};
 use tokio::io::AsyncWriteExt;
 
-const CAP: usize = 100_000;
 const BIG: usize = 60_000;
+
+/// What a review of `len` bytes (a padded seed review: ~30 values) reserves once decoded.
+fn cost(len: usize) -> usize {
+    len + parse_cost(len) + decide_cost(200)
+}
 
 /// A valid review padded with trailing spaces (still valid JSON) to exactly `len` bytes.
 fn padded_review(tag: &str, len: usize) -> (String, Vec<u8>) {
@@ -32,8 +37,13 @@ async fn metric(srv: &TestServer, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_past_the_inflight_cap_gets_429_and_the_bytes_come_back() {
+    let (_, small) = valid_review("size");
+    let small_len = serde_json::to_vec(&small).unwrap().len();
+    // Room for A whole and a small review beside it, not for another body as large as the rest.
+    let cap = cost(BIG) + cost(small_len);
     let srv = TestServer::start_with(support::seed(), |c| {
-        c.max_inflight_bytes = Some(CAP);
+        c.max_inflight_bytes = Some(cap);
+        c.max_body_bytes = 64 << 20;
     })
     .await;
     // A holds BIG bytes: it said so in Content-Length and sends only part of its body.
@@ -56,8 +66,8 @@ async fn a_review_past_the_inflight_cap_gets_429_and_the_bytes_come_back() {
     }
     assert_eq!(seen, BIG as f64, "A's bytes are reserved");
 
-    // B would need BIG more: refused at once, with a review and Retry-After.
-    let (_, body_b) = padded_review("refused", BIG);
+    // B says it is larger than what is left: refused at once, with a review and Retry-After.
+    let (_, body_b) = padded_review("refused", cap - BIG + 1);
     let b = srv
         .h1
         .post(srv.url("/validate?timeout=10s"))
@@ -76,7 +86,7 @@ async fn a_review_past_the_inflight_cap_gets_429_and_the_bytes_come_back() {
         answer["response"]["status"]["message"]
             .as_str()
             .unwrap()
-            .contains("--max-inflight-bytes 100000"),
+            .contains(&format!("--max-inflight-bytes {cap}")),
         "{answer}"
     );
 
@@ -86,7 +96,7 @@ async fn a_review_past_the_inflight_cap_gets_429_and_the_bytes_come_back() {
         .await
         .assert_answers(&uid_c);
 
-    // A finishes and is answered; its bytes return, and B now fits.
+    // A finishes and is answered; its bytes return, and another review as large as A fits.
     a.write_all(&request[split..]).await.unwrap();
     let (status, _, text) = read_http1(&mut a).await.unwrap();
     assert_eq!(status, 200, "{text}");
