@@ -13,7 +13,9 @@ use prometheus_client::{
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// ExternalService, VirtualGateway, AccessPolicy or other (`admission::labels`).
     pub kind: String,
+    /// CREATE, UPDATE, DELETE, CONNECT or other.
     pub operation: String,
     pub endpoint: String,
     pub verdict: String,
@@ -102,6 +104,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub duration: Family<EndpointLabels, Histogram>,
     pub in_flight: Gauge,
+    /// Review bytes reserved under `--max-inflight-bytes` (set when /metrics is read).
+    pub inflight_bytes: Gauge,
     pub findings: Family<FindingLabels, Counter>,
     pub cert_expiry: Gauge,
     pub cert_reloads: Family<ResultLabels, Counter>,
@@ -164,6 +168,12 @@ impl Metrics {
             "admission_in_flight",
             "Reviews being answered now",
             in_flight.clone(),
+        );
+        let inflight_bytes = Gauge::default();
+        registry.register(
+            "admission_inflight_bytes",
+            "Review bytes held by reviews being answered (capped by --max-inflight-bytes)",
+            inflight_bytes.clone(),
         );
         let findings = Family::<FindingLabels, Counter>::default();
         registry.register(
@@ -285,6 +295,7 @@ impl Metrics {
             requests,
             duration,
             in_flight,
+            inflight_bytes,
             findings,
             cert_expiry,
             cert_reloads,

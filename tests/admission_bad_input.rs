@@ -226,7 +226,16 @@ async fn nesting_ten_thousand_levels_deep_is_400() {
         for endpoint in ["mutate", "validate"] {
             for body in [&bare, &inside, &objects] {
                 let a = post_raw(&srv, http, endpoint, body.clone()).await;
-                assert_rejected(&a, 400, "recursion limit");
+                // One typed parse of the body (no generic `Value` first): a nesting the review
+                // type does not expect is refused where it starts, deeper ones at serde_json's
+                // recursion limit; neither recurses past it.
+                let msg = a.message();
+                let needle = if msg.contains("recursion limit") {
+                    "recursion limit"
+                } else {
+                    "the body is not"
+                };
+                assert_rejected(&a, 400, needle);
                 assert_serving(&srv, http).await;
             }
         }

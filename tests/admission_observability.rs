@@ -84,6 +84,11 @@ async fn metrics_count_reviews_by_kind_operation_endpoint_and_verdict() {
         &review(&uid("m"), "CREATE", Some(&deployment), None),
     )
     .await;
+    // A client naming its own kind and operation mints no new series.
+    let mut minted = review(&uid("m"), "CREATE", Some(&deployment), None);
+    minted["request"]["kind"]["kind"] = json!("MintedKind7");
+    minted["request"]["operation"] = json!("MINTED_OP");
+    srv.review(Http::H1, "validate", &minted).await;
     let a = post(&srv.h1, &srv.url("/validate?timeout=10s"), b"nope".to_vec())
         .await
         .unwrap();
@@ -91,6 +96,7 @@ async fn metrics_count_reviews_by_kind_operation_endpoint_and_verdict() {
 
     let (status, m) = srv.get("/metrics").await;
     assert_eq!(status, 200);
+    assert!(!m.contains("Minted") && !m.contains("MINTED"), "{m}");
     let expect = [
         (
             requests("ExternalService", "CREATE", "validate", "allowed"),
@@ -112,8 +118,10 @@ async fn metrics_count_reviews_by_kind_operation_endpoint_and_verdict() {
             requests("ExternalService", "CREATE", "validate", "denied"),
             1.0,
         ),
-        (requests("Deployment", "CREATE", "mutate", "ignored"), 1.0),
-        (requests("", "", "validate", "invalid"), 1.0),
+        // Label values from a fixed set, whatever the body says (`admission::labels`).
+        (requests("other", "CREATE", "mutate", "ignored"), 1.0),
+        (requests("other", "other", "validate", "invalid"), 1.0),
+        (requests("other", "other", "validate", "ignored"), 1.0),
         (
             "egress_webhook_findings_total{rule=\"E25\",severity=\"warning\"}".to_string(),
             4.0,
@@ -125,7 +133,7 @@ async fn metrics_count_reviews_by_kind_operation_endpoint_and_verdict() {
         ("egress_webhook_admission_in_flight".to_string(), 0.0),
         (
             "egress_webhook_admission_duration_seconds_count{endpoint=\"validate\"}".to_string(),
-            7.0,
+            8.0,
         ),
         (
             "egress_webhook_admission_duration_seconds_count{endpoint=\"mutate\"}".to_string(),

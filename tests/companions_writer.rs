@@ -106,6 +106,10 @@ fn names(cp: &ControlPlane, kind: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 async fn writes_prunes_refuses_conflicts_and_rolls_back() {
     if skip() {
         eprintln!("SKIPPED: EGRESS_SKIP_CLUSTER_TESTS=1");

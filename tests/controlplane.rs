@@ -81,6 +81,10 @@ fn is_loopback(local: &str) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn real_control_plane_stores_the_running_example_and_collects_garbage() {
     if skip_cluster_tests() {
         return;

@@ -61,6 +61,10 @@ fn stderr_lines(k: &Kubectl) -> Vec<&str> {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn running_example_is_admitted_in_dependency_order_and_stored_with_the_core_defaults() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -271,6 +275,10 @@ fn invalid_objects(ns: &str) -> Vec<(&'static str, String, String)> {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn denials_of_each_kind_carry_the_webhook_message_in_kubectl_error() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -302,6 +310,10 @@ fn denials_of_each_kind_carry_the_webhook_message_in_kubectl_error() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn server_dry_run_gives_the_same_verdicts_and_creates_nothing() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -364,6 +376,10 @@ fn server_dry_run_gives_the_same_verdicts_and_creates_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn update_to_a_duplicate_port_match_is_denied_and_a_valid_change_admitted() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -441,6 +457,10 @@ fn update_to_a_duplicate_port_match_is_denied_and_a_valid_change_admitted() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn deleting_a_virtual_gateway_in_use_is_allowed_with_a_warning_naming_the_external_service() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -482,6 +502,10 @@ fn deleting_a_virtual_gateway_in_use_is_allowed_with_a_warning_naming_the_extern
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn namespace_selector_keeps_kube_system_and_the_webhook_namespace_out() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -515,6 +539,10 @@ fn namespace_selector_keeps_kube_system_and_the_webhook_namespace_out() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn base_manifests_and_webhook_configurations_are_valid_on_the_apiserver() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -599,6 +627,10 @@ fn base_manifests_and_webhook_configurations_are_valid_on_the_apiserver() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn kube_rs_gets_the_same_denial_and_defaults() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -650,6 +682,10 @@ fn kube_rs_gets_the_same_denial_and_defaults() {
 /// The admission server runs here with catalogs that have no watches at all (the most stale
 /// cache there is), once without and once with the live lookup, against the real apiserver.
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn a_reference_missing_from_the_cache_is_looked_up_before_denying() {
     use egress_webhook::admission::{self, ServeConfig, tls::CertFiles};
     use egress_webhook::catalog::Catalog;

@@ -81,6 +81,10 @@ fn istio_objects_for_host(dev: &egress_webhook::cluster::dev::DevCluster) -> Str
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn only_the_apiserver_certificate_gets_a_review_answered() {
     let Some((dev, _serial)) = shared() else {
         return;

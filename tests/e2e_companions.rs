@@ -72,6 +72,10 @@ fn policy_principals(dev: &egress_webhook::cluster::dev::DevCluster) -> Vec<Stri
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn companions_follow_their_parents() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -311,6 +315,10 @@ fn companions_follow_their_parents() {
 /// A companion write refused by a real admission check (a ValidatingAdmissionPolicy on
 /// DestinationRules): the parent is denied with the reason, and nothing it wrote remains.
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn a_refused_companion_write_denies_the_parent_and_rolls_back() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -379,6 +387,10 @@ fn a_refused_companion_write_denies_the_parent_and_rolls_back() {
 /// A parent refused AFTER our webhook wrote its companions (a ResourceQuota, which the apiserver
 /// checks after validating webhooks): the companions are gone within 10 s.
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn companions_of_a_parent_refused_after_us_do_not_survive() {
     let Some((dev, _serial)) = shared() else {
         return;

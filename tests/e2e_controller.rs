@@ -66,6 +66,10 @@ apiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\nmetadata: {{nam
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn companions_are_right_when_apply_returns_while_namespaces_churn() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -121,6 +125,10 @@ fn companions_are_right_when_apply_returns_while_namespaces_churn() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn objects_nothing_selects_cause_no_requests() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -184,6 +192,10 @@ fn objects_nothing_selects_cause_no_requests() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn a_parent_that_cannot_be_written_holds_up_no_other() {
     let Some((dev, _serial)) = shared() else {
         return;

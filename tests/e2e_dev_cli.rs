@@ -48,6 +48,10 @@ fn processes_with(needle: &str) -> Vec<u32> {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn detached_dev_comes_up_with_the_example_and_goes_down_cleanly() {
     if skip_cluster_tests() {
         return;

@@ -29,6 +29,10 @@ fn listening(addr: std::net::SocketAddr) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn with_the_webhook_stopped_the_apiserver_refuses_external_services() {
     if skip_cluster_tests() {
         return;

@@ -119,6 +119,10 @@ fn mount_namespace_available() -> Result<(), String> {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn serve_prefers_the_service_account_and_falls_back_to_the_kubeconfig() {
     if e2e::skip_cluster_tests() {
         return;

@@ -45,6 +45,10 @@ fn dry_run_overlay(dev: &DevCluster, dir: &Path) -> usize {
 /// base RBAC in `egress-webhook` and installs the CRDs): server-side dry-run does not create a
 /// namespace for the objects after it, nor serve a kind whose CRD is only dry-run.
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn self_signed_overlay_is_accepted_by_the_apiserver() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -56,6 +60,10 @@ fn self_signed_overlay_is_accepted_by_the_apiserver() {
 /// cert-manager's Issuer and Certificate need its CRDs, Established: from the pinned copy
 /// (manifests/cert-manager/README.md), installed for real first.
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn cert_manager_overlay_is_accepted_by_the_apiserver() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -73,6 +81,10 @@ fn cert_manager_overlay_is_accepted_by_the_apiserver() {
 
 /// A user's overlay of self-signed + the client-ca component (with its ConfigMap).
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn client_ca_component_is_accepted_by_the_apiserver() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -88,6 +100,10 @@ fn client_ca_component_is_accepted_by_the_apiserver() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn webhook_authenticates_as_its_service_account_with_a_day_long_token() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -177,6 +193,10 @@ const ISTIO: [&str; 6] = [
 ];
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn service_account_may_do_what_the_code_needs_and_no_more() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -389,6 +409,10 @@ fn service_account_may_do_what_the_code_needs_and_no_more() {
 
 /// The webhook's real token agrees with the impersonated answers above.
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn the_real_token_is_denied_secrets_and_allowed_its_watches() {
     let Some((dev, _serial)) = shared() else {
         return;

@@ -45,6 +45,10 @@ fn companions(dev: &DevCluster) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn restarts_send_nothing_and_a_second_replica_takes_over() {
     if skip_cluster_tests() {
         return;

@@ -261,6 +261,10 @@ fn log_of(r: &Replica) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn self_signed_creates_rotates_and_shares_its_certificate() {
     if skip_cluster_tests() {
         return;

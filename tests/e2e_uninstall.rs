@@ -101,6 +101,10 @@ const MANAGED_SE: &str = r#"{"apiVersion":"networking.istio.io/v1","kind":"Servi
    "resolution":"DNS","location":"MESH_EXTERNAL"}}"#;
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn readme_install_and_uninstall_leave_nothing_behind() {
     if skip_cluster_tests() {
         return;

@@ -19,8 +19,14 @@ fn inputs(dir: &std::path::Path) -> Vec<Object> {
     support::golden_inputs(dir)
 }
 
+/// `UPDATE_GOLDEN=1` rewrites the files; any other value (`0`, `false`, empty) compares, so that
+/// a stray setting cannot turn this oracle into one that always passes.
+fn updating(value: Option<&str>) -> bool {
+    value == Some("1")
+}
+
 fn compare(path: &std::path::Path, actual: &str) {
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    if updating(std::env::var("UPDATE_GOLDEN").ok().as_deref()) {
         std::fs::write(path, actual).unwrap();
         return;
     }
@@ -167,4 +173,19 @@ fn a_change_touches_only_the_affected_parents() {
         }
     }
     assert!(checked > 30);
+}
+
+#[test]
+fn only_update_golden_1_rewrites_the_files() {
+    assert!(updating(Some("1")));
+    for v in [
+        None,
+        Some("0"),
+        Some(""),
+        Some("true"),
+        Some("yes"),
+        Some("01"),
+    ] {
+        assert!(!updating(v), "{v:?}");
+    }
 }

@@ -106,6 +106,10 @@ fn with(extra: &[(&str, usize)]) -> BTreeMap<String, usize> {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn base_and_crds_build_to_exactly_their_objects() {
     if e2e::skip_cluster_tests() {
         return;
@@ -122,6 +126,10 @@ fn base_and_crds_build_to_exactly_their_objects() {
 /// kustomize passes the generated configurations through unchanged: they are exactly
 /// `Registration::in_cluster` (the committed file is compared with the code by a unit test).
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn base_webhook_configurations_are_the_codes() {
     if e2e::skip_cluster_tests() {
         return;
@@ -139,6 +147,10 @@ fn base_webhook_configurations_are_the_codes() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn self_signed_overlay_runs_on_an_emptydir_with_its_secret_rbac() {
     if e2e::skip_cluster_tests() {
         return;
@@ -177,6 +189,10 @@ fn self_signed_overlay_runs_on_an_emptydir_with_its_secret_rbac() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn cert_manager_overlay_issues_the_secret_and_injects_the_ca() {
     if e2e::skip_cluster_tests() {
         return;
@@ -221,6 +237,10 @@ fn cert_manager_overlay_issues_the_secret_and_injects_the_ca() {
 }
 
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn client_ca_component_switches_to_mtls_on_base_and_on_an_overlay() {
     if e2e::skip_cluster_tests() {
         return;
@@ -272,6 +292,10 @@ fn client_ca_component_switches_to_mtls_on_base_and_on_an_overlay() {
 /// the self-signed overlay grants Secrets only in its own Role (tests/e2e_install.rs asks the
 /// apiserver the same with `kubectl auth can-i`).
 #[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
 fn rbac_has_no_wildcards_and_no_secrets_or_pods_in_the_base() {
     if e2e::skip_cluster_tests() {
         return;

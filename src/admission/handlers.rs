@@ -1,5 +1,6 @@
 //! HTTP handlers: `/mutate`, `/validate`, `/healthz`, `/readyz`, `/metrics`.
-//! A review handler reads the body, asks `review::handle` for the decision, and records it.
+//! A review handler reads the body (within `--max-inflight-bytes`), decodes it once, asks
+//! `review::decide` for the decision, and records it with label values from a fixed set.
 
 use std::{
     sync::{
@@ -21,6 +22,8 @@ use axum::{
 use crate::catalog::Catalog;
 use crate::core::Options;
 
+use super::budget::{self, ByteBudget, Reservation};
+use super::labels;
 use super::review::{self, Endpoint, ReviewOut};
 use crate::metrics::{EndpointLabels, FindingLabels, KindLabels, Metrics, RequestLabels};
 
@@ -37,6 +40,8 @@ pub struct AppState {
     pub review_timeout: Duration,
     /// Bodies above this get 413.
     pub max_body_bytes: usize,
+    /// Review bytes in flight across all connections (`--max-inflight-bytes`); past it, 429.
+    pub inflight: ByteBudget,
     /// Writing companions into the cluster (absent with a static catalog: `--objects`).
     pub companions: Option<Arc<CompanionWrites>>,
 }
@@ -74,35 +79,78 @@ pub async fn validate(State(st): State<AppState>, req: Request) -> Response {
 
 enum BodyError {
     TooLarge,
+    /// The review does not fit in what is left of `--max-inflight-bytes`.
+    Overloaded,
     Read(axum::Error),
 }
 
-/// The body, up to `cap` bytes. Past the cap the rest is read and dropped (up to `cap` more)
-/// before the 413 goes out: an HTTP/1.1 client is still writing its body, and a server that
-/// answers and closes with unread data makes the client's kernel reset the connection, so the
-/// client sees "broken pipe" instead of the 413 (observed in tests/admission_bad_input.rs).
-/// Past twice the cap the client is not worth the bandwidth: the connection is closed.
-async fn read_body(body: axum::body::Body, cap: usize) -> Result<Bytes, BodyError> {
+/// The body, up to `cap` bytes, its bytes reserved in `budget` (into `held`) before they are
+/// buffered: up front when the request says its length (the apiserver does), else chunk by
+/// chunk. Past the cap, or once the budget refuses, the rest is read and dropped (up to `cap`
+/// more) before the 413 or 429 goes out: an HTTP/1.1 client is still writing its body, and a
+/// server that answers and closes with unread data makes the client's kernel reset the
+/// connection, so the client sees "broken pipe" instead of the answer (observed in
+/// tests/admission_bad_input.rs). Past twice the cap the client is not worth the bandwidth:
+/// the connection is closed.
+async fn read_body(
+    body: axum::body::Body,
+    declared: Option<usize>,
+    cap: usize,
+    budget: &ByteBudget,
+    held: &mut Reservation,
+) -> Result<Bytes, BodyError> {
     use futures::StreamExt;
-    let mut stream = body.into_data_stream();
+    let mut refused = false;
     let mut buf: Vec<u8> = Vec::new();
+    if let Some(n) = declared.filter(|n| *n <= cap) {
+        if budget.try_reserve(held, n) {
+            buf.reserve_exact(n);
+        } else {
+            refused = true;
+        }
+    }
+    let mut stream = body.into_data_stream();
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(BodyError::Read)?;
         seen = seen.saturating_add(chunk.len());
-        if seen <= cap {
-            buf.extend_from_slice(&chunk);
-        } else {
+        if seen > cap {
             buf = Vec::new();
             if seen > cap.saturating_mul(2) {
                 break;
             }
+            continue;
         }
+        if refused {
+            continue;
+        }
+        // A body longer than it said, or of unknown length: reserve what is new.
+        if seen > held.bytes() && !budget.try_reserve(held, seen - held.bytes()) {
+            refused = true;
+            buf = Vec::new();
+            *held = Reservation::default();
+            continue;
+        }
+        buf.extend_from_slice(&chunk);
     }
     if seen > cap {
         return Err(BodyError::TooLarge);
     }
+    if refused {
+        *held = Reservation::default();
+        return Err(BodyError::Overloaded);
+    }
     Ok(Bytes::from(buf))
+}
+
+/// The Content-Length of a request, when it has a readable one.
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Decrements the in-flight gauge however the handler ends.
@@ -124,11 +172,22 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
     st.metrics.in_flight.inc();
     let _in_flight = InFlight(&st.metrics);
     let limit = review_deadline(req.uri().query(), st.review_timeout);
+    // The review's share of `--max-inflight-bytes`, held until its answer is built: the body,
+    // then the parsed request that replaces it.
+    let mut held = Reservation::default();
     // Deciding is synchronous and takes microseconds: the awaits are the body read and the
     // companion writes, and each is bounded by the deadline.
-    let read = read_body(req.into_body(), st.max_body_bytes);
+    let declared = declared_length(req.headers());
+    let read = read_body(
+        req.into_body(),
+        declared,
+        st.max_body_bytes,
+        &st.inflight,
+        &mut held,
+    );
     let body = match tokio::time::timeout(limit, read).await {
         Ok(Ok(b)) => b,
+        Ok(Err(BodyError::Overloaded)) => return overloaded(&st, endpoint, started),
         Ok(Err(e)) => {
             let (status, reason, message) = match e {
                 BodyError::TooLarge => (
@@ -144,13 +203,21 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
                     "BadRequest",
                     format!("reading the review: {e}"),
                 ),
+                BodyError::Overloaded => unreachable!("answered above"),
             };
             tracing::warn!(
                 endpoint = endpoint.as_str(),
                 status = status.as_u16(),
                 "review body rejected: {message}"
             );
-            record(&st, endpoint, "", "", review::Verdict::Invalid, started);
+            record(
+                &st,
+                endpoint,
+                "other",
+                "other",
+                review::Verdict::Invalid,
+                started,
+            );
             return json_response(status, review::rejection(status.as_u16(), reason, message));
         }
         Err(_) => {
@@ -159,7 +226,14 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
                 limit_ms = limit.as_millis() as u64,
                 "review deadline passed while reading the body (slow client or overload)"
             );
-            record(&st, endpoint, "", "", review::Verdict::Timeout, started);
+            record(
+                &st,
+                endpoint,
+                "other",
+                "other",
+                review::Verdict::Timeout,
+                started,
+            );
             return json_response(
                 StatusCode::REQUEST_TIMEOUT,
                 review::rejection(
@@ -174,16 +248,37 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
         .companions
         .as_ref()
         .map(|c| c.guard_identities.as_slice());
-    let decide = || {
+    // The one parse of the body, and what it and the decision may hold, reserved first; the
+    // body's bytes are not needed after it (their reservation stays, for the tree's strings).
+    if !st
+        .inflight
+        .try_reserve(&mut held, budget::parse_cost(body.len()))
+    {
+        return overloaded(&st, endpoint, started);
+    }
+    let decoded = review::decode(&body);
+    drop(body);
+    if let Ok(req) = &decoded
+        && !st
+            .inflight
+            .try_reserve(&mut held, budget::decide_cost(req.decided_values()))
+    {
+        return overloaded(&st, endpoint, started);
+    }
+    let decide = |req: &mut review::RequestIn| {
         st.catalog
-            .read(|snap| review::handle_guarded(endpoint, &body, snap, &st.opts, guard))
+            .read(|snap| review::decide(endpoint, req, snap, &st.opts, guard))
     };
-    let mut outcome = decide();
+    let (mut outcome, mut req) = match decoded {
+        Ok(mut req) => (decide(&mut req), Some(req)),
+        Err(invalid) => (*invalid, None),
+    };
     // A denial for a missing reference may come from a cache that has not seen a brand-new
     // object yet: look the references up once (cluster catalog only), then decide again.
     if endpoint == Endpoint::Validate
         && st.catalog.may_refresh(&outcome.findings)
-        && let Some(obj) = review::object_under_review(&body)
+        && let Some(req) = &mut req
+        && let Some(obj) = outcome.reviewed.take()
         // Within what is left of the deadline, like every await of a review.
         && tokio::time::timeout(
             limit.saturating_sub(started.elapsed()),
@@ -192,8 +287,9 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
         .await
         .unwrap_or(false)
     {
-        outcome = decide();
+        outcome = decide(req);
     }
+    drop(req);
     if let (Some(obj), Some(c), false) = (
         outcome.admitted.take(),
         st.companions.as_ref(),
@@ -242,13 +338,48 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
     record(
         &st,
         endpoint,
-        &outcome.kind,
-        &outcome.operation,
+        outcome.kind_label,
+        labels::operation(&outcome.operation),
         outcome.verdict,
         started,
     );
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     json_response(status, outcome.review)
+}
+
+/// The answer to a review that does not fit in `--max-inflight-bytes`: 429 with `Retry-After`.
+/// The apiserver's webhook client (client-go's rest client) retries a 429 that carries
+/// `Retry-After` within the webhook's timeout; when the retries run out, the webhook's
+/// failurePolicy decides (ours is Fail: the user's request fails and can be retried).
+fn overloaded(st: &AppState, endpoint: Endpoint, started: Instant) -> Response {
+    tracing::warn!(
+        endpoint = endpoint.as_str(),
+        inflight_bytes = st.inflight.in_use(),
+        cap = st.inflight.capacity(),
+        "review refused: review bytes in flight at --max-inflight-bytes"
+    );
+    record(
+        st,
+        endpoint,
+        "other",
+        "other",
+        review::Verdict::Overloaded,
+        started,
+    );
+    let mut resp = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        review::rejection(
+            429,
+            "TooManyRequests",
+            format!(
+                "too many review bytes in flight (--max-inflight-bytes {}): retry",
+                st.inflight.capacity()
+            ),
+        ),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 /// Write the companions of everything the admitted object affects, before answering. The
@@ -344,6 +475,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(st): State<AppState>) -> Response {
+    st.metrics.inflight_bytes.set(st.inflight.in_use() as i64);
     for (kind, up) in st.catalog.health.connected() {
         st.metrics
             .watch_connected

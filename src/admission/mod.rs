@@ -4,8 +4,11 @@
 //! metrics, tracing and the per-review deadline; `server` adds TLS (with hot reload), limits and
 //! graceful shutdown; `client_auth` decides who may call. The core never sees HTTP.
 
+pub mod bounded;
+pub mod budget;
 pub mod client_auth;
 pub mod handlers;
+pub mod labels;
 pub mod limits;
 pub mod review;
 pub mod server;

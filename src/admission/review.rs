@@ -11,6 +11,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::bounded::{MAX_OBJECT_VALUES, MAX_PARSED_VALUES, RawObject};
 use crate::core::{
     Finding, Object, Operation, Options, Severity, Snapshot,
     defaults::default_object,
@@ -37,8 +38,9 @@ pub struct RequestIn {
     pub name: Option<String>,
     pub namespace: Option<String>,
     pub operation: Option<String>,
-    pub object: Option<Value>,
-    pub old_object: Option<Value>,
+    /// Raw JSON, with its number of values (`bounded`).
+    pub object: Option<RawObject>,
+    pub old_object: Option<RawObject>,
     pub dry_run: Option<bool>,
 }
 
@@ -56,6 +58,36 @@ pub struct GroupVersionKind {
     pub version: String,
     #[serde(default)]
     pub kind: String,
+}
+
+impl RequestIn {
+    /// The object's JSON, unless absent or past `MAX_PARSED_VALUES`.
+    pub fn object_json(&self) -> Option<&Value> {
+        self.object.as_ref().filter(|o| !o.over).map(|o| &o.value)
+    }
+
+    /// The old object's JSON, unless absent or past `MAX_PARSED_VALUES`.
+    pub fn old_object_json(&self) -> Option<&Value> {
+        self.old_object
+            .as_ref()
+            .filter(|o| !o.over)
+            .map(|o| &o.value)
+    }
+
+    /// JSON values of the objects that deciding types, defaults and validates (what a review
+    /// costs to decide, `budget::decide_cost`): those of a Gloo kind within `MAX_OBJECT_VALUES`.
+    /// Other kinds are only looked at (the guard reads labels) or not at all.
+    pub fn decided_values(&self) -> usize {
+        if self.kind.as_ref().and_then(gloo_kind).is_none() {
+            return 0;
+        }
+        [&self.object, &self.old_object]
+            .into_iter()
+            .flatten()
+            .map(|o| o.values)
+            .filter(|n| *n <= MAX_OBJECT_VALUES)
+            .sum()
+    }
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -116,6 +148,8 @@ pub enum Verdict {
     Ignored,
     /// The body did not arrive before the review's deadline (HTTP 408).
     Timeout,
+    /// Refused at `--max-inflight-bytes` (HTTP 429).
+    Overloaded,
 }
 
 impl Verdict {
@@ -127,6 +161,7 @@ impl Verdict {
             Verdict::Invalid => "invalid",
             Verdict::Ignored => "ignored",
             Verdict::Timeout => "timeout",
+            Verdict::Overloaded => "overloaded",
         }
     }
 }
@@ -139,6 +174,8 @@ pub struct Outcome {
     pub verdict: Verdict,
     pub uid: String,
     pub kind: String,
+    /// `kind` as a metric label: one of a fixed set (`labels::kind`).
+    pub kind_label: &'static str,
     pub operation: String,
     pub namespace: String,
     pub name: String,
@@ -147,6 +184,9 @@ pub struct Outcome {
     /// An allowed CREATE/UPDATE of a Gloo kind at /validate: the object, defaulted, whose
     /// companions the caller writes (unless `dry_run`).
     pub admitted: Option<Object>,
+    /// The object under review at /validate (CREATE/UPDATE), typed as written: for the
+    /// catalog's live lookup of its references after a denial.
+    pub reviewed: Option<Object>,
 }
 
 impl Outcome {
@@ -165,12 +205,14 @@ impl Outcome {
                 .as_ref()
                 .map(|k| k.kind.clone())
                 .unwrap_or_default(),
+            kind_label: super::labels::kind(req.kind.as_ref()),
             operation: req.operation.clone().unwrap_or_default(),
             namespace: req.namespace.clone().unwrap_or_default(),
             name: req.name.clone().unwrap_or_default(),
             dry_run: req.dry_run.unwrap_or(false),
             findings: Vec::new(),
             admitted: None,
+            reviewed: None,
         }
     }
 
@@ -191,12 +233,14 @@ impl Outcome {
             verdict: Verdict::Invalid,
             uid,
             kind: String::new(),
+            kind_label: "other",
             operation: String::new(),
             namespace: String::new(),
             name: String::new(),
             dry_run: false,
             findings: Vec::new(),
             admitted: None,
+            reviewed: None,
         }
     }
 
@@ -242,20 +286,40 @@ fn gloo_kind(gvk: &GroupVersionKind) -> Option<GlooKind> {
     }
 }
 
+/// Just the uid of a review that did not decode, for the 400 answer: every other field is
+/// skipped without being stored (`IgnoredAny`), so this costs no memory beyond the uid.
+#[derive(Deserialize)]
+struct UidHint {
+    request: Option<UidHintRequest>,
+}
+
+#[derive(Deserialize)]
+struct UidHintRequest {
+    uid: Option<String>,
+}
+
+fn uid_hint(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<UidHint>(body).ok()?.request?.uid
+}
+
 /// Decode the body into a request, or the 400 outcome that says why not.
-fn decode(body: &[u8]) -> Result<RequestIn, Box<Outcome>> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Box::new(Outcome::invalid(None, format!("the body is not JSON: {e}"))))?;
-    let uid_hint = value
-        .pointer("/request/uid")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let review: ReviewIn = serde_json::from_value(value).map_err(|e| {
+///
+/// One parse: the body goes straight into `RequestIn`, whose `object` and `oldObject` stay raw
+/// JSON (`Value`): the defaults patch is computed against them, because our typed structs drop
+/// fields they do not know. Only a body that fails is scanned a second time, for its uid.
+pub fn decode(body: &[u8]) -> Result<RequestIn, Box<Outcome>> {
+    let review: ReviewIn = serde_json::from_slice(body).map_err(|e| {
+        let what = if e.is_data() {
+            "is not an AdmissionReview"
+        } else {
+            "is not JSON"
+        };
         Box::new(Outcome::invalid(
-            uid_hint.clone(),
-            format!("the body is not an AdmissionReview: {e}"),
+            uid_hint(body),
+            format!("the body {what}: {e}"),
         ))
     })?;
+    let uid_hint = review.request.as_ref().and_then(|r| r.uid.clone());
     if review.kind.as_deref() != Some("AdmissionReview") {
         return Err(Box::new(Outcome::invalid(
             uid_hint,
@@ -293,7 +357,7 @@ fn decode(body: &[u8]) -> Result<RequestIn, Box<Outcome>> {
 /// the object is not of the kind the request names (the kind decides which rules run: an
 /// object of another kind must not slip through under a request for ours).
 fn typed(value: &Value, expected: GlooKind, outcome: &mut Outcome) -> Option<Object> {
-    match Object::from_value(value.clone()) {
+    match Object::from_json(value) {
         Ok(o) if o.gloo_kind() == Some(expected) => Some(o),
         Ok(o) => {
             outcome.deny(
@@ -325,16 +389,23 @@ fn typed(value: &Value, expected: GlooKind, outcome: &mut Outcome) -> Option<Obj
     }
 }
 
-/// The object under review (CREATE/UPDATE), typed; None when the body has none or it does not
-/// decode. For the catalog's live lookups after a first verdict.
-pub fn object_under_review(body: &[u8]) -> Option<Object> {
-    let mut value: Value = serde_json::from_slice(body).ok()?;
-    Object::from_value(value.pointer_mut("/request/object")?.take()).ok()
-}
-
 /// Handle one review body at `endpoint`, without the guard of generated objects.
 pub fn handle(endpoint: Endpoint, body: &[u8], snap: &Snapshot, opts: &Options) -> Outcome {
     handle_guarded(endpoint, body, snap, opts, None)
+}
+
+/// `decide` on the decoded body, or the 400 outcome of a body that does not decode.
+pub fn handle_guarded(
+    endpoint: Endpoint,
+    body: &[u8],
+    snap: &Snapshot,
+    opts: &Options,
+    guard: Option<&[String]>,
+) -> Outcome {
+    match decode(body) {
+        Ok(mut req) => decide(endpoint, &mut req, snap, opts, guard),
+        Err(outcome) => *outcome,
+    }
 }
 
 /// Is this a kind egress-webhook generates (and guards)?
@@ -344,20 +415,18 @@ fn istio_kind(gvk: &GroupVersionKind) -> bool {
         .any(|(g, _, k, _)| *g == gvk.group && *k == gvk.kind)
 }
 
-/// `handle`, plus the guard: with `guard = Some(identities)`, changes at /validate to the Istio
-/// objects we generate are denied to everyone but those identities.
-pub fn handle_guarded(
+/// The verdict on a decoded review. With `guard = Some(identities)`, changes at /validate to
+/// the Istio objects we generate are denied to everyone but those identities. At /validate the
+/// request is untouched, and the handler may decide again on it after a live lookup; at
+/// /mutate the request's object is left defaulted (see `mutate`).
+pub fn decide(
     endpoint: Endpoint,
-    body: &[u8],
+    req: &mut RequestIn,
     snap: &Snapshot,
     opts: &Options,
     guard: Option<&[String]>,
 ) -> Outcome {
-    let req = match decode(body) {
-        Ok(r) => r,
-        Err(outcome) => return *outcome,
-    };
-    let mut outcome = Outcome::new(&req);
+    let mut outcome = Outcome::new(req);
     if let (Some(identities), Endpoint::Validate, Some(gvk)) = (guard, endpoint, req.kind.as_ref())
         && istio_kind(gvk)
     {
@@ -366,11 +435,22 @@ pub fn handle_guarded(
             .as_ref()
             .map(|u| u.username.as_str())
             .unwrap_or("");
+        let operation = req.operation.as_deref().unwrap_or("");
+        // An object we did not keep cannot show whether it is one of ours: refused, unless the
+        // guard would not look at it anyway (DELETE, our own identities).
+        let unread = [&req.object, &req.old_object]
+            .into_iter()
+            .flatten()
+            .any(|o| o.over);
+        if unread && operation != "DELETE" && !identities.iter().any(|i| i == username) {
+            outcome.deny(422, "Invalid", too_large(&gvk.kind, MAX_PARSED_VALUES));
+            return outcome;
+        }
         let verdict = crate::companions::guard::check(
-            req.operation.as_deref().unwrap_or(""),
+            operation,
             &gvk.kind,
-            req.object.as_ref(),
-            req.old_object.as_ref(),
+            req.object_json(),
+            req.old_object_json(),
             username,
             identities,
         );
@@ -384,11 +464,34 @@ pub fn handle_guarded(
         outcome.verdict = Verdict::Ignored;
         return outcome;
     };
+    // Defaulting and validating cost memory with every value: a Gloo object past the cap is
+    // denied before either (a DELETE only warns, so that such an object can still go).
+    let written = req.object.as_ref().map_or(0, |o| o.values);
+    if written > MAX_OBJECT_VALUES && matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE"))
+    {
+        outcome.deny(422, "Invalid", too_large(kind.as_str(), MAX_OBJECT_VALUES));
+        return outcome;
+    }
     match endpoint {
-        Endpoint::Mutate => mutate(&req, kind, &mut outcome, opts),
-        Endpoint::Validate => validate(&req, kind, &mut outcome, snap, opts),
+        Endpoint::Mutate => mutate(req, kind, &mut outcome, opts),
+        Endpoint::Validate => validate(req, kind, &mut outcome, snap, opts),
     }
     outcome
+}
+
+fn too_large(kind: &str, cap: usize) -> String {
+    format!(
+        "the {kind} has more than {cap} JSON values (fields, list items), more than egress-webhook \
+         reviews: split it into smaller objects"
+    )
+}
+
+/// A Gloo object of the review, typed, if it is within `MAX_OBJECT_VALUES` and decodes into
+/// `kind`: an old object that is not is treated as absent.
+fn small_typed(raw: Option<&RawObject>, kind: GlooKind) -> Option<Object> {
+    raw.filter(|o| o.values <= MAX_OBJECT_VALUES)
+        .and_then(|o| Object::from_json(&o.value).ok())
+        .filter(|o| o.gloo_kind() == Some(kind))
 }
 
 /// The raw and typed object of a CREATE or UPDATE; the denial when it is missing or unreadable.
@@ -397,7 +500,7 @@ fn request_object<'a>(
     kind: GlooKind,
     outcome: &mut Outcome,
 ) -> Option<(&'a Value, Object)> {
-    let Some(raw) = &req.object else {
+    let Some(raw) = req.object_json() else {
         outcome.deny(
             400,
             "BadRequest",
@@ -410,22 +513,27 @@ fn request_object<'a>(
 
 /// Defaults as a JSONPatch computed against the raw object: the typed before/after pair names
 /// only the fields we default, and the patch is checked to apply to the raw JSON, so fields we
-/// do not know survive (typed structs drop them).
-fn mutate(req: &RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Options) {
+/// do not know survive (typed structs drop them). The check applies the patch to the request's
+/// own object, in place, rather than to a copy: a multi-megabyte object is not duplicated
+/// (`budget::decide_cost`). A patch that fails is undone by json-patch.
+fn mutate(req: &mut RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Options) {
     if !matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE")) {
         return;
     }
-    let Some((raw, obj)) = request_object(req, kind, outcome) else {
+    let Some((_, obj)) = request_object(req, kind, outcome) else {
         return;
     };
     let before = obj.to_value();
     let after = default_object(obj, opts).to_value();
     let patch = json_patch::diff(&before, &after);
+    drop((before, after));
     if patch.0.is_empty() {
         return;
     }
-    let mut check = raw.clone();
-    if let Err(e) = json_patch::patch(&mut check, &patch) {
+    let Some(raw) = req.object.as_mut().map(|o| &mut o.value) else {
+        return;
+    };
+    if let Err(e) = json_patch::patch(raw, &patch) {
         outcome.deny(
             500,
             "InternalError",
@@ -458,11 +566,7 @@ fn validate(
             };
             // An old object we cannot read is validated as a create: no finding depends on it
             // but V21, which only warns.
-            let old = req
-                .old_object
-                .as_ref()
-                .and_then(|o| Object::from_value(o.clone()).ok())
-                .filter(|o| o.gloo_kind() == Some(kind));
+            let old = small_typed(req.old_object.as_ref(), kind);
             let op = match (&old, req.operation.as_deref()) {
                 (Some(old), Some("UPDATE")) => Operation::Update(old),
                 _ => Operation::Create,
@@ -470,16 +574,22 @@ fn validate(
             let defaulted = default_object(obj.clone(), opts);
             let findings = validate_defaulted(&obj, &defaulted, snap, opts, op);
             outcome.admitted = Some(defaulted);
+            outcome.reviewed = Some(obj);
             findings
         }
         Some("DELETE") => {
             // The apiserver sends the stored object as oldObject on DELETE.
-            let Some(old) = req
-                .old_object
-                .as_ref()
-                .and_then(|o| Object::from_value(o.clone()).ok())
-                .filter(|o| o.gloo_kind() == Some(kind))
-            else {
+            let Some(old) = small_typed(req.old_object.as_ref(), kind) else {
+                if req
+                    .old_object
+                    .as_ref()
+                    .is_some_and(|o| o.values > MAX_OBJECT_VALUES)
+                {
+                    outcome.review.response.warnings.push(
+                        too_large(kind.as_str(), MAX_OBJECT_VALUES)
+                            + "; its deletion was not checked",
+                    );
+                }
                 return;
             };
             let defaulted = default_object(old.clone(), opts);

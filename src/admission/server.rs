@@ -24,6 +24,7 @@ use crate::core::Options;
 use crate::metrics::Metrics;
 
 use super::{
+    budget::{ByteBudget, default_max_inflight_bytes},
     client_auth::ClientAuth,
     handlers::{self, AppState},
     limits::ConnectionLimit,
@@ -42,6 +43,10 @@ pub struct ServeConfig {
     pub handshake_timeout: Duration,
     pub review_timeout: Duration,
     pub max_connections: usize,
+    /// Memory of the reviews in flight across all connections (`budget`); a review past it
+    /// gets 429 with Retry-After. `None`: `budget::default_max_inflight_bytes` (two of the
+    /// largest reviews).
+    pub max_inflight_bytes: Option<usize>,
     pub shutdown_delay: Duration,
     /// After the delay, new connections are refused at once, but connections are shut down
     /// only this much later: those accepted just before get to finish their handshake and send
@@ -72,6 +77,7 @@ impl ServeConfig {
             handshake_timeout: Duration::from_secs(5),
             review_timeout: Duration::from_secs(8),
             max_connections: 1024,
+            max_inflight_bytes: None,
             shutdown_delay: Duration::from_secs(5),
             shutdown_settle: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(20),
@@ -200,6 +206,10 @@ pub async fn start(
         shutting_down: Arc::new(AtomicBool::new(false)),
         review_timeout: cfg.review_timeout,
         max_body_bytes: cfg.max_body_bytes,
+        inflight: ByteBudget::new(
+            cfg.max_inflight_bytes
+                .unwrap_or_else(|| default_max_inflight_bytes(cfg.max_body_bytes)),
+        ),
         companions: cfg.companions.clone(),
     };
     let rustls = RustlsConfig::from_config(loaded.config);

@@ -80,6 +80,12 @@ pub struct ServeArgs {
     /// Connections past this many are closed at once.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
+    /// Memory of the reviews in flight across all connections (bodies, parsed and decided, as
+    /// estimated by upper bounds); a review past it is answered 429 with Retry-After (the
+    /// apiserver retries). Default: two of the largest reviews (151 MB with the default
+    /// --max-body-bytes).
+    #[arg(long)]
+    pub max_inflight_bytes: Option<usize>,
     /// Upper bound for one review, reading the body included (also capped below `?timeout=`).
     #[arg(long, value_parser = parse_duration, default_value = "8s")]
     pub review_timeout: Duration,
@@ -297,6 +303,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     cfg.max_body_bytes = args.max_body_bytes;
     cfg.max_connections = args.max_connections;
+    cfg.max_inflight_bytes = args.max_inflight_bytes;
     cfg.review_timeout = args.review_timeout;
     cfg.header_read_timeout = args.header_timeout;
     cfg.handshake_timeout = args.header_timeout;

@@ -69,6 +69,12 @@ pub enum DecodeError {
 impl Object {
     /// Decode by `apiVersion` and `kind`. Type errors name the field path.
     pub fn from_value(value: Value) -> Result<Object, DecodeError> {
+        Self::from_json(&value)
+    }
+
+    /// `from_value` without consuming the JSON: the admission path keeps the raw object (for
+    /// the defaults patch) and must not copy a multi-megabyte tree to type it.
+    pub fn from_json(value: &Value) -> Result<Object, DecodeError> {
         let api_version = value
             .get("apiVersion")
             .and_then(Value::as_str)
