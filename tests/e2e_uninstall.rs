@@ -5,23 +5,13 @@
 //! order, leave no webhook configuration, RBAC, namespace or CRD of ours behind, and nothing is
 //! refused any more.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod e2e;
+
+use e2e::{repo, skip_cluster_tests};
 use egress_webhook::controlplane::{ControlPlane, Options};
-
-fn skip_cluster_tests() -> bool {
-    let skip = std::env::var("EGRESS_SKIP_CLUSTER_TESTS").is_ok_and(|v| v == "1");
-    if skip {
-        eprintln!("SKIPPED: EGRESS_SKIP_CLUSTER_TESTS=1, so no control plane is started");
-    }
-    skip
-}
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
 
 /// The `kubectl ...` lines of a README block (comments after `#` dropped).
 fn commands(readme: &str, name: &str) -> Vec<Vec<String>> {
