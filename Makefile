@@ -9,7 +9,7 @@ BIN := $(TARGET_DIR)/release/egress-webhook
 # EGRESS_SKIP_CLUSTER_TESTS=1 skips the cluster tests, and with them the control-plane build.
 CONTROLPLANE := $(if $(filter 1,$(EGRESS_SKIP_CLUSTER_TESTS)),,controlplane)
 
-.PHONY: fuzz all build static static-path image test lint unit controlplane dev dev-up dev-down crds manifests bench bench-controller golden clean
+.PHONY: fuzz all build static static-path image test lint unit controlplane dev dev-up dev-down crds manifests bench bench-controller reliability golden clean
 
 all: build
 
@@ -93,12 +93,38 @@ fuzz:
 golden:
 	UPDATE_GOLDEN=1 $(CARGO) test --locked --test golden
 
-## check of 10,000 ExternalServices + 100 VirtualGateways + 10,000 AccessPolicies vs a baseline,
-## admission latency, and the companion controller at scale (bench-controller).
-bench:
-	bench/check-scale.sh
-	bench/admission-latency.sh
-	$(MAKE) bench-controller
+# The load generator of `make bench`: oha, pinned, built from crates.io into the tool cache.
+OHA_VERSION := 1.16.0
+OHA := $(HOME)/.cache/egress-webhook/tools/oha-$(OHA_VERSION)/bin/oha
+$(OHA):
+	$(CARGO) install --locked oha --version $(OHA_VERSION) --root $(HOME)/.cache/egress-webhook/tools/oha-$(OHA_VERSION)
+
+## Every benchmark, one run, into bench/RESULTS.md and bench/results.json (~25 min on 2 cores; the
+## controller at scale adds ~50 min: BENCH_CONTROLLER=0 skips it and reports its last results):
+## admission (serve vs a bare axum + rustls floor under oha, fixed rates and closed loop, HTTP/1.1
+## and HTTP/2, client certificates), memory, cost growth, `check` at 1k/10k/100k objects, criterion
+## micro-benchmarks, and `kubectl apply` on the real control plane with and without the webhook.
+BENCH_CONTROLLER ?= 1
+bench: $(OHA) $(CONTROLPLANE)
+	@started=$$(date -u +%Y-%m-%dT%H:%M:%SZ) && set -e && \
+	$(CARGO) build --locked --release --bin egress-webhook --example bench_floor && \
+	OHA=$(OHA) python3 bench/admission.py && \
+	python3 bench/check_line.py && \
+	BENCH_CATALOG=bench/out/admission/catalog-41k.yaml $(CARGO) bench --locked --bench core && \
+	python3 bench/cluster.py && \
+	if [ "$(BENCH_CONTROLLER)" = 1 ]; then $(MAKE) bench-controller; fi && \
+	OHA=$(OHA) python3 bench/report.py --started $$started
+
+## Drain and certificate rotation at 1,500 reviews/s (oha), and the hostile-input, outage and
+## concurrency tests with their figures recorded, into RELIABILITY.md (~10 min).
+RELIABILITY_TESTS ?= --test admission_bad_input --test admission_memory --test admission_inflight
+reliability: $(OHA) $(CONTROLPLANE)
+	@started=$$(date -u +%Y-%m-%dT%H:%M:%SZ) && set -e && rm -rf bench/out/reliability && \
+	mkdir -p bench/out/reliability && \
+	$(CARGO) build --locked --release --bin egress-webhook && \
+	RELIABILITY_OUT=$(CURDIR)/bench/out/reliability/tests.jsonl $(CARGO) test --locked $(RELIABILITY_TESTS) && \
+	OHA=$(OHA) python3 bench/reliability.py && \
+	python3 bench/reliability_report.py --started $$started
 
 ## The companion controller on local control planes: 20,000 ExternalServices + 10,000
 ## AccessPolicies + 100 VirtualGateways converged from zero vs kubectl's floor, idle writes and

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Write RELIABILITY.md (issue 13, item 9) from the rows of one `make reliability` run:
+bench/out/reliability/tests.jsonl (the hostile-input, outage and concurrency tests, written
+through RELIABILITY_OUT by tests/support/reliability.rs) and bench/out/reliability/reliability.jsonl
+(drain and rotation under load, bench/reliability.py). One table row per scenario: what was sent,
+what failed, what was lost, memory, and the rest of its figures as they were recorded.
+
+usage: reliability_report.py [--started ISO8601]
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+OUT = os.path.join(ROOT, "bench", "out", "reliability")
+
+SENT = ("sent", "requests", "reviews", "applies", "connections", "cases")
+FAILED = ("failed", "errors_total", "handshake_failed", "denied_wrongly", "failures")
+LOST = ("lost", "missing", "extra", "companions_wrong")
+MEMORY = ("hwm_kb", "peak_rss_kb", "rss_kb", "bound_kb", "worst_case_kb", "peak_rss_mb", "bound_mb")
+
+
+def pick(row, keys):
+    return {k: row[k] for k in keys if k in row}
+
+
+def cell(d):
+    return ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in d.items()) or "–"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--started", default="")
+    args = ap.parse_args()
+    rows = []
+    for name in ("tests.jsonl", "reliability.jsonl"):
+        path = os.path.join(OUT, name)
+        if os.path.exists(path):
+            rows += [json.loads(line) for line in open(path) if line.strip()]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
+    md = ["# Reliability\n",
+          f"`make reliability`, started {args.started or '?'}, commit {commit}, on {os.cpu_count()} cores, "
+          f"kernel {platform.release()}. Each row is one scenario of that run, with the figures it recorded "
+          "(raw: `bench/out/reliability/*.jsonl`, not committed). *Failed* counts answers that were wrong or "
+          "missing among those that had to succeed; *lost* counts companions missing or wrong afterwards.\n",
+          "| scenario | what | sent | failed | lost | memory | other figures |",
+          "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        used = {"scenario", "test", "what"} | set(SENT) | set(FAILED) | set(LOST) | set(MEMORY)
+        other = {k: v for k, v in r.items() if k not in used}
+        other_text = "; ".join(f"{k}: {json.dumps(v) if not isinstance(v, str) else v}" for k, v in other.items())
+        md.append("| " + " | ".join([
+            r.get("scenario", "?") + (f" (`{r['test']}`)" if r.get("test") else ""),
+            str(r.get("what", "")).replace("|", "\\|"),
+            cell(pick(r, SENT)), cell(pick(r, FAILED)), cell(pick(r, LOST)), cell(pick(r, MEMORY)),
+            other_text.replace("|", "\\|") or "–",
+        ]) + " |")
+    if not rows:
+        md.append("| – | no rows: `make reliability` did not run | | | | | |")
+    with open(os.path.join(ROOT, "RELIABILITY.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

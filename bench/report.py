@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Write bench/RESULTS.md and bench/results.json from the parts `make bench` ran (issue 12):
+bench/out/admission/admission.jsonl, bench/out/check/check.jsonl, bench/out/cluster/cluster.jsonl,
+criterion's estimates (target/criterion/**/new/estimates.json) and the controller benchmark's
+bench/results/controller-scale.json. A part that did not run is said to be missing, not invented.
+
+usage: report.py [--started ISO8601]
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import subprocess
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+OUT = os.path.join(ROOT, "bench", "out")
+
+
+def jsonl(path):
+    if not os.path.exists(path):
+        return None
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    except OSError:
+        return ""
+
+
+def machine():
+    mem_kb = int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")))
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                  if line.startswith("model name")), "unknown")
+    return {
+        "nproc": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(), "commit": sh("git", "rev-parse", "--short", "HEAD"),
+        "dirty": bool(sh("git", "status", "--porcelain", "--untracked-files=no")),
+        "oha": sh(os.environ.get("OHA", "oha"), "--version"),
+    }
+
+
+def criterion():
+    out = {}
+    base = os.path.join(TARGET, "criterion")
+    for f in sorted(glob.glob(os.path.join(base, "**", "new", "estimates.json"), recursive=True)):
+        name = os.path.relpath(os.path.dirname(os.path.dirname(f)), base)
+        e = json.load(open(f))
+        out[name] = {"median_us": round(e["median"]["point_estimate"] / 1000, 3),
+                     "mean_us": round(e["mean"]["point_estimate"] / 1000, 3)}
+    return out
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        v = f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:,.0f}"
+    return f"{v}{unit}"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--started", default="")
+    args = ap.parse_args()
+    m = machine()
+    adm = jsonl(os.path.join(OUT, "admission", "admission.jsonl")) or []
+    check = jsonl(os.path.join(OUT, "check", "check.jsonl")) or []
+    cluster = jsonl(os.path.join(OUT, "cluster", "cluster.jsonl")) or []
+    micro = criterion()
+    ctrl_path = os.path.join(ROOT, "bench", "results", "controller-scale.json")
+    ctrl = json.load(open(ctrl_path)) if os.path.exists(ctrl_path) else None
+    results = {"machine": m, "started": args.started, "finished": sh("date", "-u", "+%Y-%m-%dT%H:%M:%SZ"),
+               "admission": adm, "check": check, "cluster": cluster, "micro": micro}
+
+    md = [f"# Benchmarks\n",
+          f"`make bench`, started {args.started or '?'}, finished {results['finished']}, commit {m['commit']}"
+          f"{' (with uncommitted changes)' if m['dirty'] else ''}, on {m['nproc']} cores ({m['cpu']}), "
+          f"{m['memory_gib']} GiB, kernel {m['kernel']}; load generator {m['oha'] or 'oha'}.\n",
+          "Every figure below comes from this one run; each server row sits next to the floor "
+          "measured in the same run under the same load. Raw rows: `bench/results.json`.\n"]
+
+    # Targets first.
+    def row(part, server, **kw):
+        for r in adm:
+            if r.get("part") == part and r.get("server") == server and all(r.get(k) == v for k, v in kw.items()):
+                return r
+        return None
+
+    targets = []
+    r = row("ladder", "webhook", protocol="http/1.1", rate=2000)
+    if r:
+        targets.append(("validate p99 at 2,000/s, HTTP/1.1, client certificates", "≤ 1 ms",
+                        f"{r['p99_ms']} ms (floor {row('ladder', 'floor', protocol='http/1.1', rate=2000)['p99_ms']} ms)",
+                        r["p99_ms"] <= 1.0))
+    for proto in ("http/1.1", "h2"):
+        r = row("closed", "webhook", protocol=proto)
+        if r:
+            targets.append((f"closed-loop throughput vs the floor, {proto}", "≥ 85 %",
+                            f"{r['rate_vs_floor'] * 100:.1f} % ({r['achieved_per_s']:,.0f}/s vs "
+                            f"{row('closed', 'floor', protocol=proto)['achieved_per_s']:,.0f}/s)",
+                            r["rate_vs_floor"] >= 0.85))
+    mem = {r["case"]: r for r in adm if r.get("part") == "memory"}
+    if "idle, empty catalog" in mem:
+        v = mem["idle, empty catalog"]["rss_kb"] / 1024
+        targets.append(("RSS of `serve`, idle", "≤ 30 MB", f"{v:.1f} MiB", v <= 30))
+    if "catalog loaded" in mem:
+        v = mem["catalog loaded"]["rss_kb"] / 1024
+        targets.append((f"RSS with the catalog ({mem['catalog loaded']['objects']:,} objects)", "≤ 80 MB",
+                        f"{v:.1f} MiB (peak while loading {mem['catalog loaded']['hwm_kb'] / 1024:.1f} MiB)", v <= 80))
+    growth = {r["objects"]: r for r in adm if r.get("part") == "growth" and r["server"] == "webhook"}
+    if growth:
+        small, big = min(growth), [n for n in growth if n >= 20000]
+        if big:
+            b = growth[min(big)]
+            ratio = b["p99_ms"] / growth[small]["p99_ms"]
+            targets.append((f"p99 at 2,000/s with {b['objects']:,} objects vs {small}", "≤ 1.2 ×",
+                            f"{ratio:.2f} × ({b['p99_ms']} ms vs {growth[small]['p99_ms']} ms)", ratio <= 1.2))
+    for r in cluster:
+        if "ratio" in r:
+            what = ("`kubectl apply` of the running example, with vs without the webhook"
+                    if r["part"] == "apply" else "`kubectl apply -f` of a 500-object file, with vs without")
+            targets.append((what, f"≤ {r['target']} ×", f"{r['ratio']} ×", r["met"]))
+    md.append("## Targets\n")
+    md.append(table(["target", "wanted", "measured", "met"],
+                    [(a, b, c, "yes" if d else "**no**") for a, b, c, d in targets]))
+    results["targets"] = [{"target": a, "wanted": b, "measured": c, "met": d} for a, b, c, d in targets]
+
+    head = ["server", "review", "endpoint", "protocol", "rate/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
+            "max ms", "achieved/s", "requests", "errors", "p99 / floor", "rate / floor"]
+
+    def rows_of(part):
+        return [(r["server"], r["review"], "/" + r["endpoint"], r["protocol"], r["rate"], r["p50_ms"], r["p90_ms"],
+                 r["p99_ms"], r["p999_ms"], r["max_ms"], r["achieved_per_s"], r["requests"], r["errors"],
+                 r.get("p99_vs_floor"), r.get("rate_vs_floor")) for r in adm if r.get("part") == part]
+
+    sections = [
+        ("ladder", "Fixed rates: the running example's ExternalService at /validate",
+         "oha at a fixed rate for the stated seconds with `--latency-correction` (latency counted from the "
+         "scheduled send), 32 kept-alive HTTP/1.1 connections, or one HTTP/2 connection with 32 streams; "
+         "client certificate `kube-apiserver-webhook-client`; server on CPU 0, oha on CPU 1."),
+        ("closed", "Closed loop: as fast as it goes", "Same connections, no rate limit."),
+        ("reviews", "Other reviews at 2,000/s over HTTP/1.1 (the 3 MiB review at 20/s)",
+         "es-invalid is denied (its verdict is checked before the run); es-large-update is an UPDATE whose "
+         "object and oldObject are each a 1.5 MiB ExternalService."),
+        ("growth", "Cost growth: p99 at 2,000/s over HTTP/1.1 against the catalog's size", ""),
+    ]
+    for part, title, how in sections:
+        rs = rows_of(part)
+        if not rs:
+            md.append(f"\n## {title}\n\nNot run.")
+            continue
+        md.append(f"\n## {title}\n\n{how}\n")
+        if part == "growth":
+            md.append(table(["server", "objects", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "achieved/s", "errors",
+                             "p99 / floor"],
+                            [(r["server"], r.get("objects"), r["p50_ms"], r["p99_ms"], r["p999_ms"], r["max_ms"],
+                              r["achieved_per_s"], r["errors"], r.get("p99_vs_floor"))
+                             for r in adm if r.get("part") == "growth"]))
+        else:
+            md.append(table(head, rs))
+
+    md.append("\n## Memory of `serve`\n\nVmRSS and VmHWM (peak) from /proc, release build, static catalog "
+              "(`--objects`).\n")
+    md.append(table(["when", "objects", "RSS MiB", "peak MiB"],
+                    [(r["case"], r["objects"], r["rss_kb"] / 1024, r["hwm_kb"] / 1024)
+                     for r in adm if r.get("part") == "memory"]) if mem else "Not run.")
+
+    md.append("\n## `check` against input size\n\nMedian wall time of the runs, next to `check "
+              "manifests/examples` (start-up, the running example) run in between.\n")
+    md.append(table(["objects", "wall s (median)", "min–max s", "peak RSS MiB", "baseline s"],
+                    [(r["objects"], r["wall_s"], f"{r['wall_min_s']}–{r['wall_max_s']}", r["peak_rss_kb"] / 1024,
+                      r["baseline_wall_s"]) for r in check]) if check else "Not run.")
+
+    md.append("\n## Micro-benchmarks (criterion, `benches/core.rs`)\n\nOne review of the running example's "
+              "ExternalService; `example`: against the running example alone, `catalog`: against it plus "
+              "the 41,000-object catalog.\n")
+    md.append(table(["benchmark", "median µs", "mean µs"],
+                    [(k, v["median_us"], v["mean_us"]) for k, v in micro.items()]) if micro else "Not run.")
+
+    md.append("\n## `kubectl apply` on the real control plane (`egress-webhook dev`)\n")
+    if cluster:
+        md.append(table(["what", "median s", "p90 s", "min s", "max s", "runs / seconds"],
+                        [(r["case"], r.get("median_s"), r.get("p90_s"), r.get("min_s"), r.get("max_s"),
+                          r.get("n", r.get("seconds"))) for r in cluster if "ratio" not in r]))
+    else:
+        md.append("Not run.")
+
+    md.append("\n## Companion controller at scale\n")
+    if ctrl:
+        md.append("From `bench/results/controller-scale.md` (`make bench-controller`, ~50 min), which records its own "
+                  "commit and date; it is not re-run by every `make bench`. See that file for the figures: time "
+                  "to converge 20,000 parents, creates/s next to kubectl's floor, idle writes (0) and idle "
+                  "apiserver CPU with and without the webhook.")
+        results["controller"] = {"file": "bench/results/controller-scale.json"}
+    else:
+        md.append("Not run.")
+
+    with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    with open(os.path.join(ROOT, "bench", "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+//! The benchmark floor (issue 12): the least any admission webhook must do, over the same stack
+//! as `serve`. It reads the body, decodes the AdmissionReview and answers `allowed: true`.
+//! Nothing else: no rules, no catalog, no metrics, no tracing.
+//!
+//! What it shares with `serve`, so that the difference between the two is our work and nothing
+//! else: the rustls configuration (built by the same `tls::load_with`: ring, TLS 1.2/1.3, ALPN
+//! h2 + http/1.1, the same client-certificate verifier with the same allowed names), axum-server
+//! with hyper-util's auto HTTP/1.1 + HTTP/2 builder, and a multi-thread tokio runtime with one
+//! worker per core.
+//!
+//! usage: bench_floor --listen ADDR --tls-cert F --tls-key F [--client-ca F --client-allowed-names a,b]
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use axum_server::tls_rustls::RustlsConfig;
+use egress_webhook::admission::{
+    client_auth::ClientCa,
+    tls::{CertFiles, ClientVerification, load_with},
+};
+use kube::core::{
+    DynamicObject,
+    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview},
+};
+
+/// Decode, allow, encode.
+async fn allow(body: Bytes) -> Response {
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    Json(AdmissionResponse::from(&request).into_review()).into_response()
+}
+
+struct Args {
+    listen: SocketAddr,
+    cert: CertFiles,
+    client_ca: Option<ClientCa>,
+}
+
+fn usage(why: &str) -> ! {
+    eprintln!(
+        "bench_floor: {why}\nusage: bench_floor --listen ADDR --tls-cert F --tls-key F [--client-ca F --client-allowed-names a,b]"
+    );
+    std::process::exit(2)
+}
+
+fn args() -> Args {
+    let mut listen = None;
+    let (mut cert, mut key, mut ca, mut names) = (None, None, None, Vec::new());
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        match flag.as_str() {
+            "--listen" => {
+                listen = Some(value.parse().unwrap_or_else(|e| usage(&format!("{e}"))));
+            }
+            "--tls-cert" => cert = Some(PathBuf::from(value)),
+            "--tls-key" => key = Some(PathBuf::from(value)),
+            "--client-ca" => ca = Some(PathBuf::from(value)),
+            "--client-allowed-names" => {
+                names = value.split(',').map(str::to_string).collect();
+            }
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    Args {
+        listen: listen.unwrap_or_else(|| usage("--listen is required")),
+        cert: CertFiles {
+            cert: cert.unwrap_or_else(|| usage("--tls-cert is required")),
+            key: key.unwrap_or_else(|| usage("--tls-key is required")),
+        },
+        client_ca: ca.map(|ca_file| ClientCa {
+            ca_file,
+            allowed_names: names,
+        }),
+    }
+}
+
+fn main() {
+    let args = args();
+    let loaded = load_with(
+        &args.cert,
+        &ClientVerification {
+            ca: args.client_ca,
+            on_reject: None,
+        },
+    )
+    .unwrap_or_else(|e| usage(&e.to_string()));
+    let app = Router::new()
+        .route("/validate", post(allow))
+        .route("/mutate", post(allow))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        // `serve` accepts reviews up to 7 MiB (an UPDATE carries two 3 MiB objects).
+        .layer(DefaultBodyLimit::max(7 << 20));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async move {
+        let config = RustlsConfig::from_config(Arc::clone(&loaded.config));
+        eprintln!("bench_floor listening on {}", args.listen);
+        if let Err(e) = axum_server::bind_rustls(args.listen, config)
+            .serve(app.into_make_service())
+            .await
+        {
+            usage(&format!("serving: {e}"));
+        }
+    });
+}
