@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use super::{
     budget::{ByteBudget, default_max_inflight_bytes},
     client_auth::ClientAuth,
+    conn_buffers,
     handlers::{self, AppState},
     limits::ConnectionLimit,
     tls::{self, CertFiles},
@@ -254,18 +255,14 @@ pub async fn start(
         .accept_error_handler(|addr: Option<&SocketAddr>, e: &std::io::Error| {
             tracing::debug!(peer = ?addr, error = %e, "connection not accepted");
         });
-    // Slow or stalled headers (one byte a second) are cut off after `header_read_timeout`.
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(cfg.header_read_timeout);
-    // HTTP/2 has no header timeout for an idle connection: without pings, a peer that vanished
-    // (partition, crash without FIN) keeps its connection, and its `max_connections` slot, open.
-    server
-        .http_builder()
-        .http2()
-        .keep_alive_interval(cfg.h2_keepalive_interval)
-        .keep_alive_timeout(cfg.h2_keepalive_timeout);
+    // Slow or stalled headers (one byte a second) are cut off after `header_read_timeout`;
+    // idle HTTP/2 connections are pinged; every per-connection buffer is bounded.
+    conn_buffers::configure(
+        server.http_builder(),
+        cfg.header_read_timeout,
+        cfg.h2_keepalive_interval,
+        cfg.h2_keepalive_timeout,
+    );
     let app = router(state.clone());
     let serve = tokio::spawn({
         let app = app.clone();
