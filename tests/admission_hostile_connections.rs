@@ -44,9 +44,11 @@ fn bystander_on(
             let url = support::server::url(addr, "/validate?timeout=10s");
             sent += 1;
             match post(&c, &url, serde_json::to_vec(&r).unwrap()).await {
-                Ok(a) if a.status == 200 && a.json.as_ref().is_some_and(|j| {
-                    j["response"]["uid"] == id && j["response"]["allowed"] == true
-                }) => {}
+                Ok(a)
+                    if a.status == 200
+                        && a.json.as_ref().is_some_and(|j| {
+                            j["response"]["uid"] == id && j["response"]["allowed"] == true
+                        }) => {}
                 Ok(a) => failed.push(format!("HTTP {}: {}", a.status, a.text)),
                 Err(e) => failed.push(format!("{e:?}")),
             }
@@ -109,7 +111,11 @@ async fn open_idle(
     addr: SocketAddr,
     ca: &str,
     n: usize,
-) -> (Vec<TcpStream>, Vec<tokio_rustls::client::TlsStream<TcpStream>>, usize) {
+) -> (
+    Vec<TcpStream>,
+    Vec<tokio_rustls::client::TlsStream<TcpStream>>,
+    usize,
+) {
     let mut tcp = Vec::new();
     let mut failed = 0;
     for _ in 0..n / 2 {
@@ -159,9 +165,13 @@ async fn idle_under_a_raised_cap() {
     for round in 0..10 {
         let (id, r) = valid_review("fresh");
         let c = &fresh[round % 2];
-        let a = post(c, &srv.url("/validate?timeout=10s"), serde_json::to_vec(&r).unwrap())
-            .await
-            .unwrap_or_else(|e| panic!("a new connection beside {IDLE} idle ones: {e:?}"));
+        let a = post(
+            c,
+            &srv.url("/validate?timeout=10s"),
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("a new connection beside {IDLE} idle ones: {e:?}"));
         a.assert_answers(&id);
         assert!(a.allowed());
     }
@@ -202,14 +212,22 @@ async fn idle_past_the_default_cap() {
     // The apiserver's connection, open (answered once) before the flood, kept alive throughout.
     let (id, r) = valid_review("first");
     let pooled = client_with(&[&ca], Http::H2, false);
-    post(&pooled, &srv.url("/validate?timeout=10s"), serde_json::to_vec(&r).unwrap())
-        .await
-        .unwrap()
-        .assert_answers(&id);
+    post(
+        &pooled,
+        &srv.url("/validate?timeout=10s"),
+        serde_json::to_vec(&r).unwrap(),
+    )
+    .await
+    .unwrap()
+    .assert_answers(&id);
     let apiserver = bystander_on(pooled, srv.addr(), stop.clone());
     let mut tcp = Vec::new();
     for _ in 0..IDLE {
-        tcp.push(TcpStream::connect(srv.addr()).await.expect("the kernel accepts the connect"));
+        tcp.push(
+            TcpStream::connect(srv.addr())
+                .await
+                .expect("the kernel accepts the connect"),
+        );
     }
     // Those past the cap are closed by the server at once, never left hanging: within 10 s
     // at least all but the cap are seen closed.
@@ -225,7 +243,10 @@ async fn idle_past_the_default_cap() {
         if n >= IDLE - cap {
             break;
         }
-        assert!(Instant::now() < deadline, "only {n} of {IDLE} closed in 10 s; cap {cap}");
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of {IDLE} closed in 10 s; cap {cap}"
+        );
     }
     let refused = closed.iter().filter(|c| **c).count();
     // The idle ones inside the cap are shed by the handshake timeout; then new connections are
@@ -284,9 +305,7 @@ fn post_validate_headers() -> Vec<u8> {
 }
 
 /// Read frames until GOAWAY or the end of the connection: (GOAWAY error code, if any).
-async fn read_until_goaway(
-    r: &mut (impl AsyncReadExt + Unpin),
-) -> Option<u32> {
+async fn read_until_goaway(r: &mut (impl AsyncReadExt + Unpin)) -> Option<u32> {
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
     loop {
@@ -371,7 +390,9 @@ async fn http2_rapid_reset_is_cut_off() {
     let sent_h2 = finish(&stop, h2, "h2 beside rapid reset").await;
     // And after it.
     let (id, r) = valid_review("after-reset");
-    srv.review(Http::H2, "validate", &r).await.assert_answers(&id);
+    srv.review(Http::H2, "validate", &r)
+        .await
+        .assert_answers(&id);
     reliability::record(
         "admission_hostile_connections::http2_rapid_reset_is_cut_off",
         "HTTP/2 rapid reset (HEADERS + RST_STREAM floods)",

@@ -78,9 +78,9 @@ impl Bystander {
 
 fn answers_allowed(a: &Answer, id: &str) -> bool {
     a.status == 200
-        && a.json.as_ref().is_some_and(|j| {
-            j["response"]["uid"] == id && j["response"]["allowed"] == true
-        })
+        && a.json
+            .as_ref()
+            .is_some_and(|j| j["response"]["uid"] == id && j["response"]["allowed"] == true)
 }
 
 fn create(obj: &Value, tag: &str) -> (String, Value) {
@@ -101,7 +101,10 @@ async fn a_valid_three_mib_review_is_answered() {
     let rest = serde_json::to_vec(&obj).unwrap().len();
     obj["metadata"]["annotations"]["example.com/blob"] = json!("x".repeat((3 << 20) - rest - 40));
     let object_len = serde_json::to_vec(&obj).unwrap().len();
-    assert!(object_len <= 3 << 20 && object_len > (3 << 20) - 100, "{object_len}");
+    assert!(
+        object_len <= 3 << 20 && object_len > (3 << 20) - 100,
+        "{object_len}"
+    );
     let mut body_len = 0;
     let mut answered = 0;
     tokio::time::timeout(HANG, async {
@@ -193,7 +196,11 @@ const HOSTILE: &[(&str, &str, &str)] = &[
     ("a NUL", "nul\u{0}.example.com", "\\0"),
     ("a newline", "line\nbreak.example.com", "\\n"),
     ("a bidi override", "\u{202e}gro.nibptth", "\\u{202e}"),
-    ("a zero-width space", "zero\u{200b}width.example.com", "\\u{200b}"),
+    (
+        "a zero-width space",
+        "zero\u{200b}width.example.com",
+        "\\u{200b}",
+    ),
     ("non-ASCII letters", "bücher.example.com", "bücher"),
 ];
 
@@ -276,9 +283,13 @@ async fn hostile_names_and_hosts_are_denied_escaped() {
         }
         // /mutate on a bad host: allowed and defaulted, its answer printable too.
         let (id, r) = create(&hosted, "hostile");
-        let a = post(&clients[0], &srv.url("/mutate?timeout=10s"), serde_json::to_vec(&r).unwrap())
-            .await
-            .unwrap();
+        let a = post(
+            &clients[0],
+            &srv.url("/mutate?timeout=10s"),
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .await
+        .unwrap();
         sent += 1;
         a.assert_answers(&id);
         assert_printable(a.json(), what);

@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use egress_webhook::admission::{
     budget::default_max_inflight_bytes,
-    conn_buffers::{H2_MAX_STREAMS, H1_MAX_BUF, PER_CONNECTION_BYTES, worst_case_bytes},
+    conn_buffers::{H1_MAX_BUF, H2_MAX_STREAMS, PER_CONNECTION_BYTES, worst_case_bytes},
 };
 use serde_json::json;
 use support::reliability;
 use support::server::{Http, ServeProcess, client_with, post, tls_connect, valid_review};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const MAX_BODY: usize = 7 << 20;
 const MAX_CONNECTIONS: usize = 1024;
+const H2_STREAMS_OFFERED: u32 = 4 * H2_MAX_STREAMS;
 
 /// A `/proc/PID/status` figure in bytes (`VmRSS`, `VmHWM`).
 fn proc_status(pid: i32, key: &str) -> usize {
@@ -96,10 +97,14 @@ async fn peak_rss_stays_under_the_stated_worst_case() {
     let warm = client_with(&[&ca], Http::H2, false);
     for _ in 0..20 {
         let (id, r) = valid_review("warm");
-        post(&warm, &srv.url("/validate?timeout=10s"), serde_json::to_vec(&r).unwrap())
-            .await
-            .unwrap()
-            .assert_answers(&id);
+        post(
+            &warm,
+            &srv.url("/validate?timeout=10s"),
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .await
+        .unwrap()
+        .assert_answers(&id);
     }
     let at_rest = proc_status(pid, "VmRSS");
 
@@ -108,6 +113,18 @@ async fn peak_rss_stays_under_the_stated_worst_case() {
             .await
             .expect("the attack is set up within 300 s");
     let (held_bodies, h1_held, h2_held) = (bodies.len(), conns.0.len(), conns.1.len());
+    // Meanwhile a valid review on the kept-alive connection gets a clean refusal the apiserver
+    // retries (the budget is full), not a hang or a reset.
+    let (_, r) = valid_review("during");
+    let a = post(
+        &warm,
+        &srv.url("/validate?timeout=10s"),
+        serde_json::to_vec(&r).unwrap(),
+    )
+    .await
+    .expect("an answer during the attack");
+    assert_eq!(a.status, 429, "{}", a.text);
+    assert_eq!(a.response()["status"]["code"], 429, "{}", a.text);
     // Let the server take in what was sent.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let peak = proc_status(pid, "VmHWM");
@@ -124,7 +141,10 @@ async fn peak_rss_stays_under_the_stated_worst_case() {
          {held_body_bytes} B; {h1_held} HTTP/1.1 + {h2_held} HTTP/2 connections; \
          {per_connection} B per connection (bound {PER_CONNECTION_BYTES})"
     );
-    assert!(peak <= bound, "peak RSS {peak} B over the stated bound {bound} B");
+    assert!(
+        peak <= bound,
+        "peak RSS {peak} B over the stated bound {bound} B"
+    );
     assert!(
         per_connection <= PER_CONNECTION_BYTES,
         "{per_connection} B per connection, over PER_CONNECTION_BYTES {PER_CONNECTION_BYTES}"
@@ -134,18 +154,29 @@ async fn peak_rss_stays_under_the_stated_worst_case() {
     drop((bodies, conns));
     let fresh = client_with(&[&ca], Http::H1, true);
     let started = Instant::now();
-    support::server::wait_for("a valid review answered after the attack", Duration::from_secs(60), || {
-        let (id, r) = valid_review("after");
-        let req = post(&fresh, &srv.url("/validate?timeout=10s"), serde_json::to_vec(&r).unwrap());
-        async move { matches!(req.await, Ok(a) if a.status == 200 && a.json.as_ref().is_some_and(|j| j["response"]["uid"] == id)) }
-    })
+    let url = srv.url("/validate?timeout=10s");
+    support::server::wait_for(
+        "a valid review answered after the attack",
+        Duration::from_secs(60),
+        || {
+            let (id, r) = valid_review("after");
+            let (fresh, url) = (fresh.clone(), url.clone());
+            async move {
+                let body = serde_json::to_vec(&r).unwrap();
+                matches!(post(&fresh, &url, body).await,
+                    Ok(a) if a.status == 200
+                        && a.json.as_ref().is_some_and(|j| j["response"]["uid"] == id))
+            }
+        },
+    )
     .await;
     reliability::record(
         "admission_rss::peak_rss_stays_under_the_stated_worst_case",
         "worst-case memory: --max-inflight-bytes filled, every connection slot held",
         json!({"held_bodies": held_bodies, "held_body_bytes": held_body_bytes,
                "http1_connections": h1_held, "http2_connections": h2_held,
-               "http2_streams": h2_held * H2_MAX_STREAMS as usize,
+               "http2_streams_offered": h2_held * H2_STREAMS_OFFERED as usize,
+               "valid_review_during_attack": "429 Retry-After (budget full)",
                "rss_at_rest_bytes": at_rest, "vmhwm_bytes": peak,
                "stated_bound_bytes": bound, "per_connection_bytes": per_connection,
                "per_connection_bound_bytes": PER_CONNECTION_BYTES,
@@ -191,9 +222,12 @@ async fn attack(
         let c = client_with(&[ca], Http::H1, true);
         let url = support::server::url(addr, "/metrics");
         async move {
-            let Ok(r) = c.get(url).send().await else { return false };
+            let Ok(r) = c.get(url).send().await else {
+                return false;
+            };
             let text = r.text().await.unwrap_or_default();
-            text.lines().any(|l| l == format!("egress_webhook_admission_inflight_bytes {reserved}"))
+            text.lines()
+                .any(|l| l == format!("egress_webhook_admission_inflight_bytes {reserved}"))
         }
     })
     .await;
@@ -205,12 +239,13 @@ async fn attack(
     // HTTP/1.1: headers that fill the read buffer and never end.
     let mut h1_head = b"POST /validate HTTP/1.1\r\nHost: localhost\r\nX-Pad: ".to_vec();
     h1_head.extend(std::iter::repeat_n(b'a', H1_MAX_BUF - h1_head.len() - 64));
-    // HTTP/2: every stream a request with headers near the limit, waiting for its body.
+    // HTTP/2: requests with headers near the limit, waiting for their bodies, on four times as
+    //    many streams as a connection may have (those past it must be refused, not held).
     let mut h2_out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     h2_out.extend(frame(0x4, 0, 0, &[]));
     h2_out.extend(frame(0x4, 0x1, 0, &[]));
     let hpack = padded_post_headers(14 << 10);
-    for i in 0..H2_MAX_STREAMS {
+    for i in 0..H2_STREAMS_OFFERED {
         h2_out.extend(frame(0x1, 0x4, 2 * i + 1, &hpack));
     }
     for batch in (0..slots).collect::<Vec<_>>().chunks(64) {

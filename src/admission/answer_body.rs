@@ -149,7 +149,11 @@ mod tests {
         );
         assert_eq!(budget.in_use(), 100_000);
         tokio::time::sleep(Duration::from_secs(6)).await;
-        assert_eq!(budget.in_use(), 0, "the budget is back though the body lives");
+        assert_eq!(
+            budget.in_use(),
+            0,
+            "the budget is back though the body lives"
+        );
         let err = axum::body::to_bytes(body, usize::MAX).await.unwrap_err();
         assert!(err.to_string().contains("not taken"), "{err}");
     }

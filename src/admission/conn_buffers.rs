@@ -47,10 +47,11 @@ pub const H2_MAX_SEND_BUF: usize = 16 << 10;
 /// past this many at once the connection gets GOAWAY (ENHANCE_YOUR_CALM). h2's default, set
 /// here so that a dependency update cannot silently change it.
 pub const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
-/// Streams we reset because the peer erred (RUSTSEC-2024-0003, "MadeYouReset"); past this
-/// the connection gets GOAWAY. hyper's default is 1024; a webhook's clients have no business
-/// provoking more than a few.
-pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 64;
+/// Streams we reset because the peer erred or opened more than `H2_MAX_STREAMS` (RUSTSEC-2024-0003,
+/// "MadeYouReset"), over the connection's life; past this it gets GOAWAY. hyper's default, set
+/// here for the same reason: lower would cut off a long-lived client (Go's transport) that
+/// now and then opens a stream before it has read our SETTINGS, and retries it.
+pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// Answers are handed to hyper in chunks of this size, so that its write buffer never holds
 /// more than one beyond its bound (a whole multi-megabyte answer would be copied into it).
 pub const ANSWER_CHUNK: usize = 16 << 10;

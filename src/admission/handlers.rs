@@ -351,14 +351,23 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
 /// The answer to a decided review. Its body keeps what the review reserved, trimmed to the
 /// answer's size, until hyper has taken it (`answer_body`): a multi-megabyte defaults patch
 /// stays inside `--max-inflight-bytes` until it is on its way.
-fn answer(status: StatusCode, review: &ReviewOut, held: Reservation, deadline: Duration) -> Response {
+fn answer(
+    status: StatusCode,
+    review: &ReviewOut,
+    held: Reservation,
+    deadline: Duration,
+) -> Response {
     let bytes = match serde_json::to_vec(review) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "encoding an answer failed (bug)");
             return json_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                review::rejection(500, "InternalError", "encoding the answer failed".to_string()),
+                review::rejection(
+                    500,
+                    "InternalError",
+                    "encoding the answer failed".to_string(),
+                ),
             );
         }
     };
@@ -366,7 +375,10 @@ fn answer(status: StatusCode, review: &ReviewOut, held: Reservation, deadline: D
     (
         status,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::CONTENT_LENGTH, HeaderValue::from(len)),
         ],
         answer_body(Bytes::from(bytes), held, deadline),

@@ -117,13 +117,22 @@ mod tests {
         assert_eq!(bad_identity(&obj("httpbin.org", "global")), None);
         assert_eq!(bad_identity(&obj("", "global")), None, "generateName");
         let m = bad_identity(&obj("red\u{1b}[31m", "global")).unwrap();
-        assert!(m.starts_with("metadata.name: \"red\\u{1b}[31m\" is not"), "{m}");
-        assert!(m.ends_with("control or invisible characters, shown escaped"), "{m}");
+        assert!(
+            m.starts_with("metadata.name: \"red\\u{1b}[31m\" is not"),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("control or invisible characters, shown escaped"),
+            "{m}"
+        );
         assert!(!m.contains('\u{1b}'));
         let m = bad_identity(&obj("ok", "ns\u{202e}x")).unwrap();
         assert!(m.starts_with("metadata.namespace: \"ns\\u{202e}x\""), "{m}");
         let m = bad_identity(&obj("bücher.de", "global")).unwrap();
-        assert!(m.contains("\"bücher.de\"") && m.ends_with("non-ASCII characters"), "{m}");
+        assert!(
+            m.contains("\"bücher.de\"") && m.ends_with("non-ASCII characters"),
+            "{m}"
+        );
         let m = bad_identity(&obj(&"X".repeat(1000), "global")).unwrap();
         assert!(m.contains("(1000 characters)") && m.len() < 400, "{m}");
     }

@@ -46,11 +46,17 @@ mod tests {
         assert_eq!(printable("two\nlines\r\t"), "two\\nlines\\r\\t");
         assert_eq!(printable("\u{202e}gro.nibptth"), "\\u{202e}gro.nibptth");
         assert_eq!(printable("zero\u{200b}width"), "zero\\u{200b}width");
-        assert_eq!(printable("\u{2066}isolate\u{2069}"), "\\u{2066}isolate\\u{2069}");
+        assert_eq!(
+            printable("\u{2066}isolate\u{2069}"),
+            "\\u{2066}isolate\\u{2069}"
+        );
         assert_eq!(printable("bom\u{feff}"), "bom\\u{feff}");
         assert_eq!(printable("del\u{7f}c1\u{85}"), "del\\u{7f}c1\\u{85}");
         assert_eq!(printable("ünïcödé.例え.jp"), "ünïcödé.例え.jp");
-        assert_eq!(printable(r#"host "x" isn't \ ok"#), r#"host "x" isn't \ ok"#);
+        assert_eq!(
+            printable(r#"host "x" isn't \ ok"#),
+            r#"host "x" isn't \ ok"#
+        );
         // Escaping is idempotent: its output is printable ASCII.
         let once = printable("\u{1b}\0\u{202e}\n").into_owned();
         assert_eq!(printable(&once), once);
