@@ -64,7 +64,12 @@ impl Finding {
             "{}: {}: {} [{}]",
             self.object, self.path, self.message, self.rule
         );
-        printable(&line).into_owned()
+        // Not copied when there is nothing to escape (a denial can carry thousands of lines).
+        let escaped = match printable(&line) {
+            std::borrow::Cow::Owned(s) => Some(s),
+            std::borrow::Cow::Borrowed(_) => None,
+        };
+        escaped.unwrap_or(line)
     }
 }
 
