@@ -18,7 +18,7 @@ use crate::core::{
     defaults::default_object,
     object::{DecodeError, GlooKind},
     rules::validate_defaulted,
-    text::printable,
+    text::{is_unprintable, printable},
 };
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -246,11 +246,16 @@ impl Outcome {
     /// Deny with `message`, one finding or reason per line; each line is escaped (`text`), so
     /// what an object holds cannot reach kubectl's terminal or the logs as control characters.
     pub fn deny(&mut self, code: u16, reason: &'static str, message: String) {
-        let message = message
-            .split('\n')
-            .map(printable)
-            .collect::<Vec<_>>()
-            .join("\n");
+        // Rebuilt only when something needs escaping: a denial can be megabytes of lines.
+        let message = if message.chars().any(|c| c != '\n' && is_unprintable(c)) {
+            message
+                .split('\n')
+                .map(printable)
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            message
+        };
         self.verdict = Verdict::Denied;
         self.review.response.allowed = false;
         self.review.response.status = Some(StatusOut {
