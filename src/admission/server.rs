@@ -43,6 +43,7 @@ pub struct ServeConfig {
     pub header_read_timeout: Duration,
     pub handshake_timeout: Duration,
     pub review_timeout: Duration,
+    /// Connections at once; each may hold `conn_buffers::PER_CONNECTION_BYTES`.
     pub max_connections: usize,
     /// Memory of the reviews in flight across all connections (`budget`); a review past it
     /// gets 429 with Retry-After. `None`: `budget::default_max_inflight_bytes` (two of the
