@@ -3,7 +3,8 @@
 //! reserves `budget::parse_cost` + `budget::decide_cost` for it in `--max-inflight-bytes`, and
 //! the README's worst case rests on that being an upper bound: this test holds the code to it,
 //! on apiserver-shaped reviews and on the JSON shapes that amplify most, under and over the
-//! value caps of `admission::bounded`.
+//! value caps of `admission::bounded`; and the encoded answer, which keeps the reservation
+//! until it is sent, must fit in it as well.
 //!
 //! One #[test] only: the allocator counts every thread of the process.
 
@@ -149,6 +150,16 @@ fn a_review_holds_no_more_than_the_handler_reserves_for_it() {
         let reserved =
             parse_cost(body.len()) + decode(body).map_or(0, |r| decide_cost(r.decided_values()));
         for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+            // The answer keeps the reservation, trimmed to its size, until it is sent
+            // (`answer_body`): it must fit in it too.
+            let answer = serde_json::to_vec(&handle(endpoint, body, &snap, &opts).review).unwrap();
+            if answer.len() > reserved {
+                over_budget.push(format!(
+                    "{name} at /{}: answer {} B, reserved {reserved} B",
+                    endpoint.as_str(),
+                    answer.len()
+                ));
+            }
             let extra = peak_extra(endpoint, body, &snap, &opts);
             let line = format!(
                 "{name} at /{}: body {} B, peak {extra} B, reserved {reserved} B ({:.0}%)",

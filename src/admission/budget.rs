@@ -74,6 +74,18 @@ impl Reservation {
     pub fn bytes(&self) -> usize {
         self.permit.as_ref().map_or(0, |p| p.num_permits())
     }
+
+    /// Give back what is held beyond `bytes` (once a review is decided, only its answer is
+    /// left to hold).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if let Some(p) = &mut self.permit {
+            let extra = p.num_permits().saturating_sub(bytes);
+            drop(p.split(extra));
+            if p.num_permits() == 0 {
+                self.permit = None;
+            }
+        }
+    }
 }
 
 impl ByteBudget {
@@ -136,6 +148,12 @@ mod tests {
         drop(a);
         assert_eq!(budget.in_use(), 10);
         assert!(budget.try_reserve(&mut b, 90));
+        b.shrink_to(40);
+        assert_eq!((b.bytes(), budget.in_use()), (40, 40));
+        b.shrink_to(100);
+        assert_eq!(b.bytes(), 40, "shrinking never grows");
+        b.shrink_to(0);
+        assert_eq!((b.bytes(), budget.in_use()), (0, 0));
         drop(b);
         assert_eq!(budget.in_use(), 0);
     }

@@ -22,6 +22,7 @@ use axum::{
 use crate::catalog::Catalog;
 use crate::core::Options;
 
+use super::answer_body::answer_body;
 use super::budget::{self, ByteBudget, Reservation};
 use super::labels;
 use super::review::{self, Endpoint, ReviewOut};
@@ -344,7 +345,45 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
         started,
     );
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
-    json_response(status, outcome.review)
+    answer(status, &outcome.review, held, st.review_timeout)
+}
+
+/// The answer to a decided review. Its body keeps what the review reserved, trimmed to the
+/// answer's size, until hyper has taken it (`answer_body`): a multi-megabyte defaults patch
+/// stays inside `--max-inflight-bytes` until it is on its way.
+fn answer(
+    status: StatusCode,
+    review: &ReviewOut,
+    held: Reservation,
+    deadline: Duration,
+) -> Response {
+    let bytes = match serde_json::to_vec(review) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "encoding an answer failed (bug)");
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                review::rejection(
+                    500,
+                    "InternalError",
+                    "encoding the answer failed".to_string(),
+                ),
+            );
+        }
+    };
+    let len = bytes.len();
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
+        ],
+        answer_body(Bytes::from(bytes), held, deadline),
+    )
+        .into_response()
 }
 
 /// The answer to a review that does not fit in `--max-inflight-bytes`: 429 with `Retry-After`.

@@ -4,12 +4,15 @@
 //! metrics, tracing and the per-review deadline; `server` adds TLS (with hot reload), limits and
 //! graceful shutdown; `client_auth` decides who may call. The core never sees HTTP.
 
+pub mod answer_body;
 pub mod bounded;
 pub mod budget;
 pub mod client_auth;
+pub mod conn_buffers;
 pub mod handlers;
 pub mod labels;
 pub mod limits;
+pub mod names;
 pub mod review;
 pub mod server;
 pub mod tls;

@@ -12,11 +12,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::bounded::{MAX_OBJECT_VALUES, MAX_PARSED_VALUES, RawObject};
+use super::names;
 use crate::core::{
     Finding, Object, Operation, Options, Severity, Snapshot,
     defaults::default_object,
     object::{DecodeError, GlooKind},
     rules::validate_defaulted,
+    text::{is_unprintable, printable},
 };
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -200,15 +202,12 @@ impl Outcome {
             }),
             verdict: Verdict::Allowed,
             uid: req.uid.clone().unwrap_or_default(),
-            kind: req
-                .kind
-                .as_ref()
-                .map(|k| k.kind.clone())
-                .unwrap_or_default(),
+            // Kind, namespace and name go into messages and log lines: escaped (`text`).
+            kind: shown(req.kind.as_ref().map(|k| k.kind.as_str())),
             kind_label: super::labels::kind(req.kind.as_ref()),
             operation: req.operation.clone().unwrap_or_default(),
-            namespace: req.namespace.clone().unwrap_or_default(),
-            name: req.name.clone().unwrap_or_default(),
+            namespace: shown(req.namespace.as_deref()),
+            name: shown(req.name.as_deref()),
             dry_run: req.dry_run.unwrap_or(false),
             findings: Vec::new(),
             admitted: None,
@@ -226,7 +225,7 @@ impl Outcome {
                 status: Some(StatusOut {
                     code: 400,
                     reason: "BadRequest",
-                    message,
+                    message: printable(&message).into_owned(),
                 }),
                 ..Default::default()
             }),
@@ -244,7 +243,19 @@ impl Outcome {
         }
     }
 
+    /// Deny with `message`, one finding or reason per line; each line is escaped (`text`), so
+    /// what an object holds cannot reach kubectl's terminal or the logs as control characters.
     pub fn deny(&mut self, code: u16, reason: &'static str, message: String) {
+        // Rebuilt only when something needs escaping: a denial can be megabytes of lines.
+        let message = if message.chars().any(|c| c != '\n' && is_unprintable(c)) {
+            message
+                .split('\n')
+                .map(printable)
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            message
+        };
         self.verdict = Verdict::Denied;
         self.review.response.allowed = false;
         self.review.response.status = Some(StatusOut {
@@ -253,6 +264,11 @@ impl Outcome {
             message,
         });
     }
+}
+
+/// A request's kind, namespace or name as messages and logs show it.
+fn shown(s: Option<&str>) -> String {
+    printable(s.unwrap_or_default()).into_owned()
 }
 
 fn review(response: ResponseOut) -> ReviewOut {
@@ -270,7 +286,7 @@ pub fn rejection(code: u16, reason: &'static str, message: String) -> ReviewOut 
         status: Some(StatusOut {
             code,
             reason,
-            message,
+            message: printable(&message).into_owned(),
         }),
         ..Default::default()
     })
@@ -372,7 +388,9 @@ fn typed(value: &Value, expected: GlooKind, outcome: &mut Outcome) -> Option<Obj
             None
         }
         Err(DecodeError::Invalid { path, message, .. }) => {
+            // The path and the decoder's message may quote keys and values of the object.
             let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
+            let (path, message) = (printable(&path), printable(&message));
             outcome.deny(422, "Invalid", format!("{id}: {path}: {message}"));
             None
         }
@@ -470,6 +488,16 @@ pub fn decide(
     if written > MAX_OBJECT_VALUES && matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE"))
     {
         outcome.deny(422, "Invalid", too_large(kind.as_str(), MAX_OBJECT_VALUES));
+        return outcome;
+    }
+    // A name the apiserver would refuse reaches /mutate before the apiserver checks it (and
+    // anything reaches us from a client that is not the apiserver): denied here, at both
+    // endpoints, naming the field, rather than turned into companion names.
+    if matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE"))
+        && let Some(problem) = req.object_json().and_then(names::bad_identity)
+    {
+        let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
+        outcome.deny(422, "Invalid", format!("{id}: {problem}"));
         return outcome;
     }
     match endpoint {

@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use super::{
     budget::{ByteBudget, default_max_inflight_bytes},
     client_auth::ClientAuth,
+    conn_buffers,
     handlers::{self, AppState},
     limits::ConnectionLimit,
     tls::{self, CertFiles},
@@ -42,6 +43,7 @@ pub struct ServeConfig {
     pub header_read_timeout: Duration,
     pub handshake_timeout: Duration,
     pub review_timeout: Duration,
+    /// Connections at once; each may hold `conn_buffers::PER_CONNECTION_BYTES`.
     pub max_connections: usize,
     /// Memory of the reviews in flight across all connections (`budget`); a review past it
     /// gets 429 with Retry-After. `None`: `budget::default_max_inflight_bytes` (two of the
@@ -254,18 +256,14 @@ pub async fn start(
         .accept_error_handler(|addr: Option<&SocketAddr>, e: &std::io::Error| {
             tracing::debug!(peer = ?addr, error = %e, "connection not accepted");
         });
-    // Slow or stalled headers (one byte a second) are cut off after `header_read_timeout`.
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(cfg.header_read_timeout);
-    // HTTP/2 has no header timeout for an idle connection: without pings, a peer that vanished
-    // (partition, crash without FIN) keeps its connection, and its `max_connections` slot, open.
-    server
-        .http_builder()
-        .http2()
-        .keep_alive_interval(cfg.h2_keepalive_interval)
-        .keep_alive_timeout(cfg.h2_keepalive_timeout);
+    // Slow or stalled headers (one byte a second) are cut off after `header_read_timeout`;
+    // idle HTTP/2 connections are pinged; every per-connection buffer is bounded.
+    conn_buffers::configure(
+        server.http_builder(),
+        cfg.header_read_timeout,
+        cfg.h2_keepalive_interval,
+        cfg.h2_keepalive_timeout,
+    );
     let app = router(state.clone());
     let serve = tokio::spawn({
         let app = app.clone();

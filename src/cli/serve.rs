@@ -77,7 +77,8 @@ pub struct ServeArgs {
     /// Bodies above this many bytes get 413.
     #[arg(long, default_value_t = 7 << 20)]
     pub max_body_bytes: usize,
-    /// Connections past this many are closed at once.
+    /// Connections past this many are closed at once. Each may hold up to 768 KiB of buffers
+    /// (README "Bounded memory"): this times 768 KiB is part of the worst-case memory.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
     /// Memory of the reviews in flight across all connections (bodies, parsed and decided, as

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::text::printable;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -30,7 +32,15 @@ pub struct ObjectId {
 
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        // Names come from objects: escaped (`text`), so that no id can carry a control
+        // character into a message or log line.
+        write!(
+            f,
+            "{} {}/{}",
+            printable(&self.kind),
+            printable(&self.namespace),
+            printable(&self.name)
+        )
     }
 }
 
@@ -47,11 +57,19 @@ pub struct Finding {
 
 impl Finding {
     /// The line without the severity prefix: what admission puts in a denial or warning.
+    /// Paths and messages quote values of the object: the line is escaped (`text`), so it
+    /// stays one line of printable text whatever the object holds.
     pub fn summary(&self) -> String {
-        format!(
+        let line = format!(
             "{}: {}: {} [{}]",
             self.object, self.path, self.message, self.rule
-        )
+        );
+        // Not copied when there is nothing to escape (a denial can carry thousands of lines).
+        let escaped = match printable(&line) {
+            std::borrow::Cow::Owned(s) => Some(s),
+            std::borrow::Cow::Borrowed(_) => None,
+        };
+        escaped.unwrap_or(line)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod rules;
 pub mod selectors;
 pub mod snapshot;
 pub mod status;
+pub mod text;
 
 pub use findings::{Finding, ObjectId, Severity};
 pub use object::{GlooKind, Object};

@@ -3,6 +3,7 @@
 
 pub mod istio_schema;
 pub mod istiod_rules;
+pub mod reliability;
 pub mod server;
 
 use egress_webhook::core::Object;

@@ -46,6 +46,11 @@ fn bad_host_message(host: &str) -> String {
         "host `*` (every host) is not allowed: name the domain, e.g. `*.example.com`".to_string()
     } else if is_ip_or_cidr(host) {
         format!("host {host:?} is an IP address: list IP addresses and CIDRs under `addresses`")
+    } else if !host.is_ascii() {
+        format!(
+            "host {host:?} holds characters other than ASCII letters, digits, `-` and `.`: write \
+             an internationalized domain name in its ASCII (IDNA, `xn--`) form"
+        )
     } else if host.contains('*') {
         format!(
             "host {host:?}: a wildcard is allowed only as the whole first label followed by a \

@@ -1,0 +1,64 @@
+//! Text taken from objects, made safe to print: names, hosts and keys can hold control
+//! characters (an ANSI escape recolours a terminal, a NUL or a newline forges log lines),
+//! bidirectional overrides (U+202E shows `gro.nibptth` as `httpbin.org`) and invisible
+//! characters. Every finding and denial passes through `printable` before it reaches an
+//! answer, a log line or kubectl's terminal.
+//!
+//! Which characters are escaped is decided by the standard library's `char::escape_debug`
+//! (Unicode's printable table, kept current with the toolchain) rather than by a list of our
+//! own; quotes and backslashes, which it also escapes, are left as they are, so messages that
+//! quote a value stay readable.
+
+use std::borrow::Cow;
+
+/// True for a character `printable` escapes: control, format (bidi, zero-width), separator
+/// other than space, unassigned, and combining marks.
+pub fn is_unprintable(c: char) -> bool {
+    !matches!(c, '"' | '\'' | '\\') && c.escape_debug().len() > 1
+}
+
+/// `s` with every unprintable character written as a Rust escape (`\u{1b}`, `\0`, `\n`,
+/// `\u{202e}`); printable non-ASCII (`ü`) is kept. Borrowed when nothing needed escaping.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unprintable) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if is_unprintable(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unprintable_characters_are_escaped_and_the_rest_kept() {
+        assert!(matches!(printable("httpbin.org"), Cow::Borrowed(_)));
+        assert_eq!(printable("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(printable("nul\0x"), "nul\\0x");
+        assert_eq!(printable("two\nlines\r\t"), "two\\nlines\\r\\t");
+        assert_eq!(printable("\u{202e}gro.nibptth"), "\\u{202e}gro.nibptth");
+        assert_eq!(printable("zero\u{200b}width"), "zero\\u{200b}width");
+        assert_eq!(
+            printable("\u{2066}isolate\u{2069}"),
+            "\\u{2066}isolate\\u{2069}"
+        );
+        assert_eq!(printable("bom\u{feff}"), "bom\\u{feff}");
+        assert_eq!(printable("del\u{7f}c1\u{85}"), "del\\u{7f}c1\\u{85}");
+        assert_eq!(printable("ünïcödé.例え.jp"), "ünïcödé.例え.jp");
+        assert_eq!(
+            printable(r#"host "x" isn't \ ok"#),
+            r#"host "x" isn't \ ok"#
+        );
+        // Escaping is idempotent: its output is printable ASCII.
+        let once = printable("\u{1b}\0\u{202e}\n").into_owned();
+        assert_eq!(printable(&once), once);
+    }
+}
