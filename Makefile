@@ -117,7 +117,7 @@ bench: $(OHA) $(CONTROLPLANE)
 
 ## Drain and certificate rotation at 1,500 reviews/s (oha), and the hostile-input, outage and
 ## concurrency tests with their figures recorded, into RELIABILITY.md (~10 min).
-RELIABILITY_TESTS ?= --test admission_bad_input --test admission_memory --test admission_inflight
+RELIABILITY_TESTS ?= --test admission_hostile_input --test admission_hostile_connections --test admission_rss
 reliability: $(OHA) $(CONTROLPLANE)
 	@started=$$(date -u +%Y-%m-%dT%H:%M:%SZ) && set -e && rm -rf bench/out/reliability && \
 	mkdir -p bench/out/reliability && \
