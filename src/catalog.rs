@@ -180,6 +180,11 @@ impl Catalog {
     /// A synced catalog of fixed objects (defaulted here, as in the cluster).
     pub fn from_objects(objects: Vec<Object>, opts: &Options) -> Self {
         let snap = Snapshot::new(objects.into_iter().map(|o| default_object(o, opts)), opts);
+        Self::from_snapshot(snap, opts)
+    }
+
+    /// A synced catalog of the objects of `snap` (defaulted by the caller).
+    pub fn from_snapshot(snap: Snapshot, opts: &Options) -> Self {
         Catalog {
             snapshot: RwLock::new(snap),
             pending: Mutex::new(HashMap::new()),

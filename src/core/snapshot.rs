@@ -2,8 +2,17 @@
 //!
 //! Objects are stored defaulted (DESIGN §9: cross-object rules see defaulted objects).
 //! `insert`/`remove` keep the indexes in step, so admission can swap in the object under review.
+//!
+//! Memory (issue 12): each object is one allocation of its own size behind an `Arc` (in the
+//! maps' nodes it was inline, and nodes are a third empty), and the indexes' value sets are
+//! [`SmallSet`]s, exact for the usual one element.
+
+mod small_set;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+pub use small_set::SmallSet;
 
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 
@@ -31,29 +40,29 @@ pub type DestRef = (Key, usize);
 #[derive(Default, Clone, Debug)]
 pub struct Snapshot {
     cluster: String,
-    external_services: BTreeMap<Key, ExternalService>,
-    virtual_gateways: BTreeMap<Key, VirtualGateway>,
-    access_policies: BTreeMap<Key, AccessPolicy>,
-    services: BTreeMap<Key, Service>,
-    service_accounts: BTreeMap<Key, ServiceAccount>,
+    external_services: BTreeMap<Key, Arc<ExternalService>>,
+    virtual_gateways: BTreeMap<Key, Arc<VirtualGateway>>,
+    access_policies: BTreeMap<Key, Arc<AccessPolicy>>,
+    services: BTreeMap<Key, Arc<Service>>,
+    service_accounts: BTreeMap<Key, Arc<ServiceAccount>>,
 
     /// (namespace, address) → ExternalServices declaring it (E4).
-    es_by_address: HashMap<Key, BTreeSet<Key>>,
+    es_by_address: HashMap<Key, SmallSet<Key>>,
     /// VirtualGateway key → ExternalServices referencing it (V21, expansion).
-    es_by_gateway: HashMap<Key, BTreeSet<Key>>,
+    es_by_gateway: HashMap<Key, SmallSet<Key>>,
     /// ExternalService name → AccessPolicy destinations naming it (A14, E26).
-    ap_dest_by_name: HashMap<String, BTreeSet<DestRef>>,
+    ap_dest_by_name: HashMap<String, SmallSet<DestRef>>,
     /// AccessPolicy destinations of kind EXTERNAL_SERVICE that select by labels only.
     ap_dest_by_labels: BTreeSet<DestRef>,
-    services_by_ns: HashMap<String, BTreeSet<String>>,
-    service_accounts_by_ns: HashMap<String, BTreeSet<String>>,
+    services_by_ns: HashMap<String, SmallSet<String>>,
+    service_accounts_by_ns: HashMap<String, SmallSet<String>>,
     /// Namespace named by a ServiceAccount or SERVICE destination selector of an AccessPolicy → those
     /// policies ("" = a selector without namespace): which policies a ServiceAccount or Service
     /// change can touch, without scanning every policy.
-    ap_by_selected_namespace: HashMap<String, BTreeSet<Key>>,
+    ap_by_selected_namespace: HashMap<String, SmallSet<Key>>,
     /// Name → namespaces, for selectors that name an object in any namespace.
-    es_namespaces_by_name: HashMap<String, BTreeSet<String>>,
-    sa_namespaces_by_name: HashMap<String, BTreeSet<String>>,
+    es_namespaces_by_name: HashMap<String, SmallSet<String>>,
+    sa_namespaces_by_name: HashMap<String, SmallSet<String>>,
 }
 
 impl Snapshot {
@@ -76,24 +85,23 @@ impl Snapshot {
             Object::ExternalService(_) => self
                 .external_services
                 .get(&k)
-                .cloned()
-                .map(Object::ExternalService),
+                .map(|o| Object::ExternalService(o.as_ref().clone())),
             Object::VirtualGateway(_) => self
                 .virtual_gateways
                 .get(&k)
-                .cloned()
-                .map(Object::VirtualGateway),
+                .map(|o| Object::VirtualGateway(o.as_ref().clone())),
             Object::AccessPolicy(_) => self
                 .access_policies
                 .get(&k)
-                .cloned()
-                .map(Object::AccessPolicy),
-            Object::Service(_) => self.services.get(&k).cloned().map(Object::Service),
+                .map(|o| Object::AccessPolicy(o.as_ref().clone())),
+            Object::Service(_) => self
+                .services
+                .get(&k)
+                .map(|o| Object::Service(o.as_ref().clone())),
             Object::ServiceAccount(_) => self
                 .service_accounts
                 .get(&k)
-                .cloned()
-                .map(Object::ServiceAccount),
+                .map(|o| Object::ServiceAccount(o.as_ref().clone())),
         }
     }
 
@@ -158,10 +166,11 @@ impl Snapshot {
                     .entry(k.1.clone())
                     .or_default()
                     .insert(k.0.clone());
-                self.external_services.insert(k, es);
+                self.external_services.insert(k, Arc::new(es));
             }
             Object::VirtualGateway(vg) => {
-                self.virtual_gateways.insert(meta_key(&vg.metadata), vg);
+                self.virtual_gateways
+                    .insert(meta_key(&vg.metadata), Arc::new(vg));
             }
             Object::AccessPolicy(ap) => {
                 let k = meta_key(&ap.metadata);
@@ -184,7 +193,7 @@ impl Snapshot {
                         .or_default()
                         .insert(k.clone());
                 }
-                self.access_policies.insert(k, ap);
+                self.access_policies.insert(k, Arc::new(ap));
             }
             Object::Service(svc) => {
                 let k = meta_key(&svc.metadata);
@@ -192,7 +201,7 @@ impl Snapshot {
                     .entry(k.0.clone())
                     .or_default()
                     .insert(k.1.clone());
-                self.services.insert(k, svc);
+                self.services.insert(k, Arc::new(svc));
             }
             Object::ServiceAccount(sa) => {
                 let k = meta_key(&sa.metadata);
@@ -204,7 +213,7 @@ impl Snapshot {
                     .entry(k.1.clone())
                     .or_default()
                     .insert(k.0.clone());
-                self.service_accounts.insert(k, sa);
+                self.service_accounts.insert(k, Arc::new(sa));
             }
         }
     }
@@ -273,32 +282,40 @@ impl Snapshot {
     }
 
     pub fn external_service(&self, namespace: &str, name: &str) -> Option<&ExternalService> {
-        self.external_services.get(&key(namespace, name))
+        self.external_services
+            .get(&key(namespace, name))
+            .map(Arc::as_ref)
     }
     pub fn virtual_gateway(&self, namespace: &str, name: &str) -> Option<&VirtualGateway> {
-        self.virtual_gateways.get(&key(namespace, name))
+        self.virtual_gateways
+            .get(&key(namespace, name))
+            .map(Arc::as_ref)
     }
     pub fn access_policy(&self, namespace: &str, name: &str) -> Option<&AccessPolicy> {
-        self.access_policies.get(&key(namespace, name))
+        self.access_policies
+            .get(&key(namespace, name))
+            .map(Arc::as_ref)
     }
     pub fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
-        self.services.get(&key(namespace, name))
+        self.services.get(&key(namespace, name)).map(Arc::as_ref)
     }
     pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ServiceAccount> {
-        self.service_accounts.get(&key(namespace, name))
+        self.service_accounts
+            .get(&key(namespace, name))
+            .map(Arc::as_ref)
     }
 
     pub fn external_services(&self) -> impl Iterator<Item = &ExternalService> {
-        self.external_services.values()
+        self.external_services.values().map(Arc::as_ref)
     }
     pub fn virtual_gateways(&self) -> impl Iterator<Item = &VirtualGateway> {
-        self.virtual_gateways.values()
+        self.virtual_gateways.values().map(Arc::as_ref)
     }
     pub fn access_policies(&self) -> impl Iterator<Item = &AccessPolicy> {
-        self.access_policies.values()
+        self.access_policies.values().map(Arc::as_ref)
     }
     pub fn services(&self) -> impl Iterator<Item = &Service> {
-        self.services.values()
+        self.services.values().map(Arc::as_ref)
     }
 
     /// ExternalServices in `namespace` (other than `except`) that declare `address` (E4).
@@ -324,7 +341,7 @@ impl Snapshot {
             .get(&key(namespace, name))
             .into_iter()
             .flatten()
-            .filter_map(|k| self.external_services.get(k))
+            .filter_map(|k| self.external_services.get(k).map(Arc::as_ref))
             .collect()
     }
 
@@ -354,7 +371,7 @@ impl Snapshot {
             }
         }
         keys.into_iter()
-            .filter_map(|k| self.access_policies.get(k))
+            .filter_map(|k| self.access_policies.get(k).map(Arc::as_ref))
             .collect()
     }
 
@@ -393,6 +410,7 @@ impl Snapshot {
             _ => self
                 .external_services
                 .values()
+                .map(Arc::as_ref)
                 .filter(|es| self.selects_external_service(sel, es))
                 .collect(),
         }
@@ -421,7 +439,7 @@ impl Snapshot {
                 .get(ns)
                 .into_iter()
                 .flatten()
-                .filter_map(|name| self.services.get(&key(ns, name)))
+                .filter_map(|name| self.service(ns, name))
                 .filter(|svc| {
                     selectors::labels_match(sel.labels.as_ref(), pod_labels(svc).as_ref())
                 })
@@ -444,7 +462,7 @@ impl Snapshot {
             keys.extend(self.ap_by_selected_namespace.get(ns).into_iter().flatten());
         }
         keys.into_iter()
-            .filter_map(|k| self.access_policies.get(k))
+            .filter_map(|k| self.access_policies.get(k).map(Arc::as_ref))
             .collect()
     }
 
@@ -481,10 +499,15 @@ impl Snapshot {
                 .get(ns)
                 .into_iter()
                 .flatten()
-                .filter_map(|n| self.service_accounts.get(&key(ns, n)))
+                .filter_map(|n| self.service_account(ns, n))
                 .filter(matches)
                 .collect(),
-            _ => self.service_accounts.values().filter(matches).collect(),
+            _ => self
+                .service_accounts
+                .values()
+                .map(Arc::as_ref)
+                .filter(matches)
+                .collect(),
         }
     }
 }
@@ -564,7 +587,7 @@ static ANY: ObjectSelector = ObjectSelector {
     workspace: None,
 };
 
-fn remove_from<K: std::hash::Hash + Eq, V: Ord>(map: &mut HashMap<K, BTreeSet<V>>, k: &K, v: &V) {
+fn remove_from<K: std::hash::Hash + Eq, V: Ord>(map: &mut HashMap<K, SmallSet<V>>, k: &K, v: &V) {
     if let Some(set) = map.get_mut(k) {
         set.remove(v);
         if set.is_empty() {

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Print the largest allocation sites of a dhat heap profile (dhat-heap.json, written by the dhat
+crate; e.g. examples/catalog_heap.rs): bytes live at the end and at the global peak, grouped by the
+first frame inside this crate (a site is where our code asked for the memory, whatever library
+did the allocating).
+
+usage: dhat_top.py dhat-heap.json [N]
+"""
+import json
+import re
+import sys
+from collections import defaultdict
+
+path = sys.argv[1]
+top = int(sys.argv[2]) if len(sys.argv) > 2 else 15
+with open(path) as f:
+    prof = json.load(f)
+frames = prof["ftbl"]
+
+
+def site(pp):
+    """The first frame in egress_webhook (skipping generic helpers), else the first frame."""
+    names = [frames[i] for i in pp["fs"]]
+    for name in names:
+        if "egress_webhook::" in name or "catalog_heap" in name:
+            # "0x1234: egress_webhook::load::load_text (src/load.rs:101:34)" -> the function and line
+            m = re.search(r"(egress_webhook::\S+|catalog_heap::\S+).*?\((src/[^)]*|examples/[^)]*)\)", name)
+            return f"{m.group(1)} {m.group(2)}" if m else name
+    return names[1] if len(names) > 1 else (names[0] if names else "?")
+
+
+for field, title in (("eb", "live at the end"), ("gb", "live at the peak")):
+    by_site = defaultdict(lambda: [0, 0])
+    for pp in prof["pps"]:
+        s = by_site[site(pp)]
+        s[0] += pp.get(field, 0)
+        s[1] += pp.get(field + "k", 0)
+    total = sum(v[0] for v in by_site.values())
+    print(f"## {title}: {total:,} bytes")
+    print("| bytes | share | blocks | site |")
+    print("|---|---|---|---|")
+    for name, (b, k) in sorted(by_site.items(), key=lambda kv: -kv[1][0])[:top]:
+        if b:
+            print(f"| {b:,} | {100 * b / max(total, 1):.1f} % | {k:,} | `{name}` |")
+    print()
