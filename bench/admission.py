@@ -219,7 +219,7 @@ def compare(rows, servers, part, review, endpoint, expect, seconds, rate, http2,
         r = oha(srv, endpoint, review, seconds, rate, http2)
         row = dict(part=part, server=srv.name.split(" ")[0], review=os.path.basename(review),
                    endpoint=endpoint, protocol="h2" if http2 else "http/1.1", rate=rate or "closed",
-                   seconds=seconds, **r, **(extra or {}))
+                   seconds=seconds, **r, load_before=round(os.getloadavg()[0], 2), **(extra or {}))
         if base is None:
             base = r
         else:

@@ -40,6 +40,7 @@ def machine():
         "kernel": platform.release(), "commit": sh("git", "rev-parse", "--short", "HEAD"),
         "dirty": bool(sh("git", "status", "--porcelain", "--untracked-files=no")),
         "oha": sh(os.environ.get("OHA", "oha"), "--version"),
+        "load_average_at_report": open("/proc/loadavg").read().split()[:3],
     }
 
 
@@ -85,7 +86,8 @@ def main():
     md = [f"# Benchmarks\n",
           f"`make bench`, started {args.started or '?'}, finished {results['finished']}, commit {m['commit']}"
           f"{' (with uncommitted changes)' if m['dirty'] else ''}, on {m['nproc']} cores ({m['cpu']}), "
-          f"{m['memory_gib']} GiB, kernel {m['kernel']}; load generator {m['oha'] or 'oha'}.\n",
+          f"{m['memory_gib']} GiB, kernel {m['kernel']}; load generator {m['oha'] or 'oha'}; load average "
+          f"{' '.join(m['load_average_at_report'])} when the report was written.\n",
           "Every figure below comes from this one run; each server row sits next to the floor "
           "measured in the same run under the same load. Raw rows: `bench/results.json`.\n"]
 
