@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod labels;
 pub mod limits;
 pub mod review;
+pub mod shape;
 pub mod server;
 pub mod tls;
 

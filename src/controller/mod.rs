@@ -56,7 +56,7 @@ use tokio::task::JoinHandle;
 use crate::catalog::Catalog;
 use crate::core::{
     Object, Options,
-    expand::{ParentRef, affected_parents, expand_parents},
+    expand::{ParentRef, expand_parents},
 };
 use crate::metrics::Metrics;
 
@@ -117,7 +117,19 @@ pub struct Controller {
     events: events::Events,
     /// Companions admission created, announced once their parent is stored.
     created: status::Created,
+    /// What admissions' writes and live reads left lately, by parent: the next admission that
+    /// shares the parent plans against it rather than against a watch cache a few ms behind.
+    recent: Mutex<Recent>,
 }
+
+/// How long a write or live read of a companion is taken as fresher than the watch cache. A
+/// wrong guess costs one refused (409) write and a live read, never an update.
+const RECENT: Duration = Duration::from_secs(2);
+
+type Recent = std::collections::HashMap<
+    plan::CompanionKey,
+    (ParentRef, std::time::Instant, Option<Arc<kube::api::DynamicObject>>),
+>;
 
 /// The running controller; dropping it stops it without releasing the Lease (use `stop`).
 pub struct Running {
@@ -175,6 +187,7 @@ impl Controller {
                 metrics.clone(),
             ),
             created: status::Created::default(),
+            recent: Mutex::default(),
         });
         // Catalog changes: the parents they affect.
         let mut changes = catalog.subscribe();
@@ -352,8 +365,14 @@ impl Controller {
         let admitted = self.catalog.admit(obj);
         let mut undo = Vec::new();
         let mut report = Report::default();
-        for p in &admitted.parents {
-            match self.write_parent(p, deadline, &mut undo).await {
+        // Make-before-break across parents: every parent's creates and updates, then every
+        // parent's deletes (an AccessPolicy's rule stands before the open rule it replaces goes).
+        let mut passes = Vec::with_capacity(2 * admitted.parents.len());
+        for deletes in [false, true] {
+            passes.extend(admitted.parents.iter().map(|p| (p.clone(), deletes)));
+        }
+        for (p, deletes) in passes {
+            match self.write_parent(&p, deletes, deadline, &mut undo).await {
                 Ok(r) => {
                     report.created.extend(r.created);
                     report.updated.extend(r.updated);
@@ -376,11 +395,13 @@ impl Controller {
         Ok(report)
     }
 
-    /// Make the companions of `p` equal to its expansion of the catalog now, under `p`'s lock;
-    /// a write refused as stale is planned again against the stored object, until `deadline`.
+    /// Make the companions of `p` equal to its expansion of the catalog now, under `p`'s lock:
+    /// its creates and updates, or (`deletes`) its deletes. A write refused as stale is planned
+    /// again against the stored object, until `deadline`.
     async fn write_parent(
         &self,
         p: &ParentRef,
+        deletes: bool,
         deadline: tokio::time::Instant,
         undo: &mut Vec<writer::Undo>,
     ) -> Result<Report, AdmitError> {
@@ -388,17 +409,19 @@ impl Controller {
         let _held = tokio::time::timeout_at(deadline, self.locks.lock_all(&one))
             .await
             .map_err(|_| AdmitError::Busy)?;
-        let mut fresh = writer::Fresh::new();
+        let mut fresh = self.recent_of(p);
         let mut report = Report::default();
         loop {
             let desired = self.catalog.read(|s| expand_parents(s, &self.opts, &one));
             let observed = fresher(self.observed.of_parent(p), &fresh);
-            let steps = plan::plan(&desired, &observed);
-            match self
+            let mut steps = plan::plan(&desired, &observed);
+            steps.retain(|s| s.is_delete() == deletes);
+            let result = self
                 .writer
                 .run_fresh(&steps, Some(deadline), undo, &mut fresh)
-                .await
-            {
+                .await;
+            self.remember(p, &fresh);
+            match result {
                 Ok(r) => {
                     self.record_created(&steps, &r);
                     report.created.extend(r.created);
@@ -418,6 +441,36 @@ impl Controller {
             }
         }
     }
+}
+
+impl Controller {
+    /// The recent writes and live reads of `p`'s companions (older ones are forgotten).
+    fn recent_of(&self, p: &ParentRef) -> writer::Fresh {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.retain(|_, (_, at, _)| at.elapsed() < RECENT);
+        recent
+            .iter()
+            .filter(|(_, (parent, _, _))| parent == p)
+            .map(|(k, (_, _, o))| (k.clone(), o.clone()))
+            .collect()
+    }
+
+    fn remember(&self, p: &ParentRef, fresh: &writer::Fresh) {
+        let now = std::time::Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, o) in fresh {
+            let same = recent
+                .get(k)
+                .is_some_and(|(_, _, r)| rv(r.as_deref()) == rv(o.as_deref()));
+            if !same {
+                recent.insert(k.clone(), (p.clone(), now, o.clone()));
+            }
+        }
+    }
+}
+
+fn rv(o: Option<&kube::api::DynamicObject>) -> Option<&str> {
+    o.and_then(|o| o.metadata.resource_version.as_deref())
 }
 
 /// The watched companions of one parent with what this admission wrote or read live since laid

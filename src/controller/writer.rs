@@ -207,51 +207,16 @@ impl Writer {
         let mut report = Report::default();
         for step in steps {
             let key = step.key();
-            let written = match step {
-                Step::Create(d) => {
-                    // Not ours by label in the cache: a foreign object must not have the name.
-                    let (_, api) = self.api(&key)?;
-                    self.metrics.controller_read("get");
-                    let existing = Self::bounded(&key, deadline, api.get_opt(&key.name)).await?;
-                    match existing {
-                        // Not ours, or ours but another parent's (two parents whose names
-                        // sanitize alike): never overwritten.
-                        Some(o)
-                            if !is_ours(&o)
-                                || parent_from_labels(&o)
-                                    != parent_of_labels(d.metadata.labels.as_ref()) =>
-                        {
-                            return Err(WriteError::Conflict(key));
-                        }
-                        Some(o) => {
-                            // Ours, and our cache has not seen it yet.
-                            let rv = o.metadata.resource_version.clone();
-                            record(undo, Undo::Restore(key.clone(), Arc::new(o), None));
-                            let w = self.apply(&key, d, rv, deadline, "update").await?;
-                            report.updated.push(key.to_string());
-                            Some(w)
-                        }
-                        None => {
-                            record(undo, Undo::Delete(key.clone(), None));
-                            let w = self.apply(&key, d, None, deadline, "create").await?;
-                            report.created.push(key.to_string());
-                            Some(w)
-                        }
+            let recorded = undo.len();
+            let written = match self.send(step, deadline, undo, &mut report).await {
+                Ok(w) => w,
+                Err(e) => {
+                    // Refused as stale, the write did not land: its undo (recorded against
+                    // the version it was planned on) would put back a version that is gone.
+                    if matches!(e, WriteError::Stale(_)) {
+                        undo.truncate(recorded);
                     }
-                }
-                Step::Update(d, prev) => {
-                    record(undo, Undo::Restore(key.clone(), prev.clone(), None));
-                    let rv = prev.metadata.resource_version.clone();
-                    let w = self.apply(&key, d, rv, deadline, "update").await?;
-                    report.updated.push(key.to_string());
-                    Some(w)
-                }
-                Step::Delete(_, prev) => {
-                    record(undo, Undo::Restore(key.clone(), prev.clone(), None));
-                    let rv = prev.metadata.resource_version.clone();
-                    self.delete(&key, rv, deadline).await?;
-                    report.deleted.push(key.to_string());
-                    None
+                    return Err(e);
                 }
             };
             wrote(
@@ -264,6 +229,64 @@ impl Writer {
             fresh.insert(key, written.map(Arc::new));
         }
         Ok(report)
+    }
+
+    /// One step: what it left stored (`None` after a delete).
+    async fn send(
+        &self,
+        step: &Step,
+        deadline: Option<Instant>,
+        undo: &mut Vec<Undo>,
+        report: &mut Report,
+    ) -> Result<Option<DynamicObject>, WriteError> {
+        let key = step.key();
+        Ok(match step {
+            Step::Create(d) => {
+                // Not ours by label in the cache: a foreign object must not have the name.
+                let (_, api) = self.api(&key)?;
+                self.metrics.controller_read("get");
+                let existing = Self::bounded(&key, deadline, api.get_opt(&key.name)).await?;
+                match existing {
+                    // Not ours, or ours but another parent's (two parents whose names
+                    // sanitize alike): never overwritten.
+                    Some(o)
+                        if !is_ours(&o)
+                            || parent_from_labels(&o)
+                                != parent_of_labels(d.metadata.labels.as_ref()) =>
+                    {
+                        return Err(WriteError::Conflict(key));
+                    }
+                    Some(o) => {
+                        // Ours, and our cache has not seen it yet.
+                        let rv = o.metadata.resource_version.clone();
+                        record(undo, Undo::Restore(key.clone(), Arc::new(o), None));
+                        let w = self.apply(&key, d, rv, deadline, "update").await?;
+                        report.updated.push(key.to_string());
+                        Some(w)
+                    }
+                    None => {
+                        record(undo, Undo::Delete(key.clone(), None));
+                        let w = self.apply(&key, d, None, deadline, "create").await?;
+                        report.created.push(key.to_string());
+                        Some(w)
+                    }
+                }
+            }
+            Step::Update(d, prev) => {
+                record(undo, Undo::Restore(key.clone(), prev.clone(), None));
+                let rv = prev.metadata.resource_version.clone();
+                let w = self.apply(&key, d, rv, deadline, "update").await?;
+                report.updated.push(key.to_string());
+                Some(w)
+            }
+            Step::Delete(_, prev) => {
+                record(undo, Undo::Restore(key.clone(), prev.clone(), None));
+                let rv = prev.metadata.resource_version.clone();
+                self.delete(&key, rv, deadline).await?;
+                report.deleted.push(key.to_string());
+                None
+            }
+        })
     }
 
     /// The object as stored now (`None`: absent), read live.
