@@ -156,5 +156,8 @@ fn insecure_skip_verify_next_to_a_credential_is_an_error_not_a_refused_destinati
     assert!(has_errors(&findings), "{findings:?}");
     let e27: Vec<_> = findings.iter().filter(|f| f.rule == "E27").collect();
     assert_eq!(e27.len(), 1, "{findings:?}");
-    assert_eq!(e27[0].path, "spec.ports[0].clientsideTls.insecureSkipVerify");
+    assert_eq!(
+        e27[0].path,
+        "spec.ports[0].clientsideTls.insecureSkipVerify"
+    );
 }

@@ -11,8 +11,8 @@ pub mod handlers;
 pub mod labels;
 pub mod limits;
 pub mod review;
-pub mod shape;
 pub mod server;
+pub mod shape;
 pub mod tls;
 
 pub use server::{Running, ServeConfig, start};

@@ -128,7 +128,11 @@ const RECENT: Duration = Duration::from_secs(2);
 
 type Recent = std::collections::HashMap<
     plan::CompanionKey,
-    (ParentRef, std::time::Instant, Option<Arc<kube::api::DynamicObject>>),
+    (
+        ParentRef,
+        std::time::Instant,
+        Option<Arc<kube::api::DynamicObject>>,
+    ),
 >;
 
 /// The running controller; dropping it stops it without releasing the Lease (use `stop`).
