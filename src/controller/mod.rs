@@ -56,7 +56,7 @@ use tokio::task::JoinHandle;
 use crate::catalog::Catalog;
 use crate::core::{
     Object, Options,
-    expand::{ParentRef, expand_parents},
+    expand::{ParentRef, affected_parents, expand_parents},
 };
 use crate::metrics::Metrics;
 
@@ -366,6 +366,30 @@ impl Controller {
             // once the watch delivers the stored object.
             obj.meta_mut().uid = None;
         }
+        // What each parent's companions were without this object: of a parent other than the
+        // object itself, only the companions the object changes are this admission's to write
+        // (an AccessPolicy removes the open rule of each ExternalService it selects, and does
+        // not write their ServiceEntries for them: their own admissions and the controller do).
+        let own = obj
+            .gloo_kind()
+            .map(|k| ParentRef::new(k, obj.namespace(), obj.name()));
+        let estimate = self.catalog.with_object(&obj, |mut parents, snap| {
+            parents.extend(affected_parents(snap, &obj));
+            parents
+        });
+        let before: std::collections::HashMap<ParentRef, Vec<crate::istio::IstioObject>> =
+            self.catalog.read(|s| {
+                estimate
+                    .iter()
+                    .filter(|p| Some(*p) != own.as_ref())
+                    .map(|p| {
+                        (
+                            p.clone(),
+                            expand_parents(s, &self.opts, &[p.clone()].into()),
+                        )
+                    })
+                    .collect()
+            });
         let admitted = self.catalog.admit(obj);
         let mut undo = Vec::new();
         let mut report = Report::default();
@@ -376,7 +400,11 @@ impl Controller {
             passes.extend(admitted.parents.iter().map(|p| (p.clone(), deletes)));
         }
         for (p, deletes) in passes {
-            match self.write_parent(&p, deletes, deadline, &mut undo).await {
+            let before = before.get(&p).map(Vec::as_slice);
+            match self
+                .write_parent(&p, deletes, before, deadline, &mut undo)
+                .await
+            {
                 Ok(r) => {
                     report.created.extend(r.created);
                     report.updated.extend(r.updated);
@@ -400,12 +428,14 @@ impl Controller {
     }
 
     /// Make the companions of `p` equal to its expansion of the catalog now, under `p`'s lock:
-    /// its creates and updates, or (`deletes`) its deletes. A write refused as stale is planned
-    /// again against the stored object, until `deadline`.
+    /// its creates and updates, or (`deletes`) its deletes; with `before` (what they were
+    /// without the admitted object), only those that differ from it. A write refused as stale
+    /// is planned again against the stored object, until `deadline`.
     async fn write_parent(
         &self,
         p: &ParentRef,
         deletes: bool,
+        before: Option<&[crate::istio::IstioObject]>,
         deadline: tokio::time::Instant,
         undo: &mut Vec<writer::Undo>,
     ) -> Result<Report, AdmitError> {
@@ -420,6 +450,10 @@ impl Controller {
             let observed = fresher(self.observed.of_parent(p), &fresh);
             let mut steps = plan::plan(&desired, &observed);
             steps.retain(|s| s.is_delete() == deletes);
+            if let Some(before) = before {
+                let changed = changed_keys(before, &desired);
+                steps.retain(|s| changed.contains(&s.key()));
+            }
             let result = self
                 .writer
                 .run_fresh(&steps, Some(deadline), undo, &mut fresh)
@@ -471,6 +505,26 @@ impl Controller {
             }
         }
     }
+}
+
+/// The companions that differ between two expansions of one parent: added, removed or changed.
+fn changed_keys(
+    before: &[crate::istio::IstioObject],
+    after: &[crate::istio::IstioObject],
+) -> std::collections::BTreeSet<plan::CompanionKey> {
+    fn index(
+        objs: &[crate::istio::IstioObject],
+    ) -> std::collections::BTreeMap<plan::CompanionKey, &crate::istio::IstioObject> {
+        objs.iter()
+            .map(|o| (plan::CompanionKey::of_desired(o), o))
+            .collect()
+    }
+    let (b, a) = (index(before), index(after));
+    b.keys()
+        .chain(a.keys())
+        .filter(|k| b.get(*k) != a.get(*k))
+        .cloned()
+        .collect()
 }
 
 fn rv(o: Option<&kube::api::DynamicObject>) -> Option<&str> {

@@ -332,26 +332,13 @@ impl Writer {
             }
             None => d,
         };
-        let pinned_to_a_version = body.metadata.resource_version.is_some();
-        let mut stored = match Self::bounded(
+        let mut stored = Self::bounded(
             key,
             deadline,
             api.patch(&key.name, &params, &Patch::Apply(body))
                 .instrument(span),
         )
-        .await
-        {
-            Ok(o) => o,
-            // Pinned to a version of an object that is gone since (deleted by someone else):
-            // stale as well; planned again, it is a create.
-            Err(WriteError::Api { message, .. })
-                if pinned_to_a_version
-                    && (message.contains("not found") || message.contains("resourceVersion")) =>
-            {
-                return Err(WriteError::Stale(key.clone()));
-            }
-            Err(e) => return Err(e),
-        };
+        .await?;
         stored.metadata.managed_fields = None;
         Ok(stored)
     }
