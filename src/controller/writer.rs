@@ -17,6 +17,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use kube::{
     Api, Client,
     api::{DeleteParams, DynamicObject, Patch, PatchParams},
@@ -104,6 +106,49 @@ fn record(undo: &mut Vec<Undo>, step: Undo) {
 fn wrote(undo: &mut [Undo], key: &CompanionKey, rv: Option<String>) {
     if let Some(u) = undo.iter_mut().find(|u| u.key() == key) {
         *u.written() = rv;
+    }
+}
+
+/// Creates and updates of one plan in flight at once.
+const MAKES_AT_ONCE: usize = 8;
+
+/// What one step sent: its undo, its report, and what it left stored.
+type Sent = (Vec<Undo>, Report, Result<Option<DynamicObject>, WriteError>);
+
+/// Fold one step's outcome into the run's: its undo (unless the apiserver refused it as stale:
+/// then it did not land, and its undo would put back a version that is gone), its report, what
+/// it left, and the first error.
+fn absorb(
+    step: &Step,
+    (step_undo, step_report, result): Sent,
+    undo: &mut Vec<Undo>,
+    fresh: &mut Fresh,
+    report: &mut Report,
+    failed: &mut Option<WriteError>,
+) {
+    let key = step.key();
+    if !matches!(result, Err(WriteError::Stale(_))) {
+        for u in step_undo {
+            record(undo, u);
+        }
+    }
+    report.created.extend(step_report.created);
+    report.updated.extend(step_report.updated);
+    report.deleted.extend(step_report.deleted);
+    match result {
+        Ok(written) => {
+            wrote(
+                undo,
+                &key,
+                written
+                    .as_ref()
+                    .and_then(|w| w.metadata.resource_version.clone()),
+            );
+            fresh.insert(key, written.map(Arc::new));
+        }
+        Err(e) => {
+            failed.get_or_insert(e);
+        }
     }
 }
 
@@ -205,30 +250,39 @@ impl Writer {
         fresh: &mut Fresh,
     ) -> Result<Report, WriteError> {
         let mut report = Report::default();
-        for step in steps {
-            let key = step.key();
-            let recorded = undo.len();
-            let written = match self.send(step, deadline, undo, &mut report).await {
-                Ok(w) => w,
-                Err(e) => {
-                    // Refused as stale, the write did not land: its undo (recorded against
-                    // the version it was planned on) would put back a version that is gone.
-                    if matches!(e, WriteError::Stale(_)) {
-                        undo.truncate(recorded);
-                    }
-                    return Err(e);
-                }
-            };
-            wrote(
-                undo,
-                &key,
-                written
-                    .as_ref()
-                    .and_then(|w| w.metadata.resource_version.clone()),
-            );
-            fresh.insert(key, written.map(Arc::new));
+        // Creates and updates go out at once (at most MAKES_AT_ONCE): none depends on another
+        // being stored (Istio resolves references whenever they land), and one after the other
+        // they made an admission that creates five companions wait for ten round trips, which
+        // under load is seconds. Deletes follow one by one, once every create and update stood
+        // (make-before-break).
+        let (makes, breaks): (Vec<&Step>, Vec<&Step>) = steps.iter().partition(|s| !s.is_delete());
+        let made: Vec<_> =
+            futures::stream::iter(makes.iter().map(|s| self.send_alone(s, deadline)))
+                .buffered(MAKES_AT_ONCE)
+                .collect()
+                .await;
+        let mut failed = None;
+        for (step, sent) in makes.iter().zip(made) {
+            absorb(step, sent, undo, fresh, &mut report, &mut failed);
         }
-        Ok(report)
+        for step in breaks {
+            if failed.is_some() {
+                break;
+            }
+            let sent = self.send_alone(step, deadline).await;
+            absorb(step, sent, undo, fresh, &mut report, &mut failed);
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// One step with its own undo and report, so that several can be in flight.
+    async fn send_alone(&self, step: &Step, deadline: Option<Instant>) -> Sent {
+        let (mut undo, mut report) = (Vec::new(), Report::default());
+        let result = self.send(step, deadline, &mut undo, &mut report).await;
+        (undo, report, result)
     }
 
     /// One step: what it left stored (`None` after a delete).
