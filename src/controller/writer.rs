@@ -17,7 +17,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use std::future::Future;
+use std::pin::Pin;
 
 use kube::{
     Api, Client,
@@ -256,14 +257,18 @@ impl Writer {
         // under load is seconds. Deletes follow one by one, once every create and update stood
         // (make-before-break).
         let (makes, breaks): (Vec<&Step>, Vec<&Step>) = steps.iter().partition(|s| !s.is_delete());
-        let made: Vec<_> =
-            futures::stream::iter(makes.iter().map(|s| self.send_alone(s, deadline)))
-                .buffered(MAKES_AT_ONCE)
-                .collect()
-                .await;
         let mut failed = None;
-        for (step, sent) in makes.iter().zip(made) {
-            absorb(step, sent, undo, fresh, &mut report, &mut failed);
+        for chunk in makes.chunks(MAKES_AT_ONCE) {
+            // Boxed, in a loop: with the futures built by a closure, rustc cannot prove the
+            // admission future `Send` for every lifetime (higher-ranked inference).
+            let mut sends: Vec<Pin<Box<dyn Future<Output = Sent> + Send + '_>>> = Vec::new();
+            for step in chunk {
+                sends.push(Box::pin(self.send_alone(step, deadline)));
+            }
+            let made = futures::future::join_all(sends).await;
+            for (step, sent) in chunk.iter().zip(made) {
+                absorb(step, sent, undo, fresh, &mut report, &mut failed);
+            }
         }
         for step in breaks {
             if failed.is_some() {
