@@ -120,7 +120,17 @@ pub struct Controller {
     /// What admissions' writes and live reads left lately, by parent: the next admission that
     /// shares the parent plans against it rather than against a watch cache a few ms behind.
     recent: Mutex<Recent>,
+    /// Admissions counted once in the catalog: an admission numbered n is in every expansion
+    /// computed after this counter was seen at n or more.
+    admissions: std::sync::atomic::AtomicU64,
+    /// By companion: the admission count its last write here was computed at. An admission
+    /// numbered no higher finds its own change in it and has nothing left to send there (group
+    /// commit: fifty admissions through one VirtualGateway need a few Gateway writes, not fifty).
+    covered: Mutex<std::collections::HashMap<plan::CompanionKey, u64>>,
 }
+
+/// Coverage older than this many admissions is forgotten (it covers no admission still running).
+const COVERED_KEPT: u64 = 10_000;
 
 /// How long a write or live read of a companion is taken as fresher than the watch cache. A
 /// wrong guess costs one refused (409) write and a live read, never an update.
@@ -192,6 +202,8 @@ impl Controller {
             ),
             created: status::Created::default(),
             recent: Mutex::default(),
+            admissions: Default::default(),
+            covered: Mutex::default(),
         });
         // Catalog changes: the parents they affect.
         let mut changes = catalog.subscribe();
@@ -391,6 +403,7 @@ impl Controller {
                     .collect()
             });
         let admitted = self.catalog.admit(obj);
+        let seq = self.admissions.fetch_add(1, Ordering::SeqCst) + 1;
         let mut undo = Vec::new();
         let mut report = Report::default();
         // Make-before-break across parents: every parent's creates and updates, then every
@@ -402,7 +415,7 @@ impl Controller {
         for (p, deletes) in passes {
             let before = before.get(&p).map(Vec::as_slice);
             match self
-                .write_parent(&p, deletes, before, deadline, &mut undo)
+                .write_parent(&p, deletes, before, seq, deadline, &mut undo)
                 .await
             {
                 Ok(r) => {
@@ -415,6 +428,11 @@ impl Controller {
                     // a shared parent again; the rollback leaves alone what others wrote since.
                     self.catalog.revert(&admitted);
                     self.writer.rollback(undo, ROLLBACK_BUDGET).await;
+                    // What the rollback put back covers nobody (rare: forget all).
+                    self.covered
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clear();
                     // The revert announced these parents already; a reconcile that ran before the
                     // watch delivered our writes may have seen nothing to undo.
                     for p in &admitted.parents {
@@ -436,6 +454,7 @@ impl Controller {
         p: &ParentRef,
         deletes: bool,
         before: Option<&[crate::istio::IstioObject]>,
+        seq: u64,
         deadline: tokio::time::Instant,
         undo: &mut Vec<writer::Undo>,
     ) -> Result<Report, AdmitError> {
@@ -443,9 +462,11 @@ impl Controller {
         let _held = tokio::time::timeout_at(deadline, self.locks.lock_all(&one))
             .await
             .map_err(|_| AdmitError::Busy)?;
+
         let mut fresh = self.recent_of(p);
         let mut report = Report::default();
         loop {
+            let seen = self.admissions.load(Ordering::SeqCst);
             let desired = self.catalog.read(|s| expand_parents(s, &self.opts, &one));
             let observed = fresher(self.observed.of_parent(p), &fresh);
             let mut steps = plan::plan(&desired, &observed);
@@ -454,6 +475,10 @@ impl Controller {
                 let changed = changed_keys(before, &desired);
                 steps.retain(|s| changed.contains(&s.key()));
             }
+            {
+                let covered = self.covered.lock().unwrap_or_else(|e| e.into_inner());
+                steps.retain(|s| covered.get(&s.key()).is_none_or(|at| *at < seq));
+            }
             let result = self
                 .writer
                 .run_fresh(&steps, Some(deadline), undo, &mut fresh)
@@ -461,6 +486,14 @@ impl Controller {
             self.remember(p, &fresh);
             match result {
                 Ok(r) => {
+                    {
+                        let mut covered = self.covered.lock().unwrap_or_else(|e| e.into_inner());
+                        covered.retain(|_, at| seen.saturating_sub(*at) < COVERED_KEPT);
+                        for step in &steps {
+                            let at = covered.entry(step.key()).or_default();
+                            *at = (*at).max(seen);
+                        }
+                    }
                     self.record_created(&steps, &r);
                     report.created.extend(r.created);
                     report.updated.extend(r.updated);
