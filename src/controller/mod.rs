@@ -459,6 +459,9 @@ impl Controller {
         undo: &mut Vec<writer::Undo>,
     ) -> Result<Report, AdmitError> {
         let one: BTreeSet<ParentRef> = [p.clone()].into();
+        if self.covered_already(p, &one, before, seq) {
+            return Ok(Report::default());
+        }
         let _held = tokio::time::timeout_at(deadline, self.locks.lock_all(&one))
             .await
             .map_err(|_| AdmitError::Busy)?;
@@ -515,6 +518,35 @@ impl Controller {
 }
 
 impl Controller {
+    /// Has every companion of `p` this admission (number `seq`) could write been written since
+    /// from a catalog that held it? Then it waits for no lock: under fifty parallel admissions
+    /// through one VirtualGateway most find their host in a Gateway another one wrote.
+    fn covered_already(
+        &self,
+        p: &ParentRef,
+        one: &BTreeSet<ParentRef>,
+        before: Option<&[crate::istio::IstioObject]>,
+        seq: u64,
+    ) -> bool {
+        let desired = self.catalog.read(|s| expand_parents(s, &self.opts, one));
+        let keys: BTreeSet<plan::CompanionKey> = match before {
+            Some(before) => changed_keys(before, &desired),
+            None => desired
+                .iter()
+                .map(plan::CompanionKey::of_desired)
+                .chain(
+                    self.observed
+                        .of_parent(p)
+                        .iter()
+                        .map(|(kind, o)| plan::CompanionKey::of_observed(kind, o)),
+                )
+                .collect(),
+        };
+        let covered = self.covered.lock().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .all(|k| covered.get(k).is_some_and(|at| *at >= seq))
+    }
+
     /// The recent writes and live reads of `p`'s companions (older ones are forgotten).
     fn recent_of(&self, p: &ParentRef) -> writer::Fresh {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
