@@ -58,3 +58,24 @@ mod tests {
         assert_eq!(list_for_object(&typed, &raw), None);
     }
 }
+
+#[cfg(test)]
+mod typed_tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_listener_decoded_from_a_list_is_found() {
+        let raw = serde_json::json!({
+            "apiVersion": "networking.gloo.solo.io/v2",
+            "kind": "VirtualGateway",
+            "metadata": {"name": "vg", "namespace": "istio-egress"},
+            "spec": {"listeners": [{"port": {"number": 443}, "http": {}}, []]}
+        });
+        let typed = crate::core::Object::from_json(&raw).unwrap().to_value();
+        assert_eq!(
+            list_for_object(&typed, &raw).as_deref(),
+            Some("spec.listeners[1]"),
+            "{typed}"
+        );
+    }
+}
