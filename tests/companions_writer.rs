@@ -1,7 +1,8 @@
 //! The controller's writer against a real kube-apiserver with the real Istio CRDs: the plan
 //! computed against the observed (watched) companions, server-side apply with strict validation,
-//! prune, conflicts with objects we do not manage, and rollback when the apiserver (here a real
-//! ValidatingAdmissionPolicy) refuses one write.
+//! prune, conflicts with objects we do not manage, rollback when the apiserver (here a real
+//! ValidatingAdmissionPolicy) refuses one write, and the resourceVersion preconditions that keep
+//! a stale write (or rollback) from overwriting someone else's.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use egress_webhook::cluster::{identity, webhook::DEFAULT_NAMESPACE};
 use egress_webhook::controller::{
     observed::Observed,
-    plan::plan,
+    plan::{Step, plan},
     writer::{Report, WriteError, Writer},
 };
 use egress_webhook::controlplane::{ControlPlane, Options as CpOptions};
@@ -286,6 +287,125 @@ async fn writes_prunes_refuses_conflicts_and_rolls_back() {
             .iter()
             .any(|n| n.contains("deny-me"))
     );
+    // 6. Optimistic concurrency: someone else (here kubectl, in the webhook another admission
+    //    that shares the VirtualGateway) changes the Gateway after our watch saw it. A write
+    //    planned against the version we saw is refused as stale instead of overwriting theirs;
+    //    so is a delete, and a rollback of our write; planned again against the live object, it goes through.
+    let vg = ParentRef::new(GlooKind::VirtualGateway, "istio-egress", "egress-vg");
+    let gateway = "virtualgateway-egress-vg-istio-egress";
+    let seen = observed
+        .of_parent(&vg)
+        .into_iter()
+        .find(|(kind, _)| kind == "Gateway")
+        .expect("the running example's Gateway is watched")
+        .1;
+    cp.kubectl_ok(&[
+        "patch",
+        "gateway",
+        "-n",
+        "istio-egress",
+        gateway,
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/servers/0/hosts/-","value":"theirs.example.com"}]"#,
+    ])
+    .unwrap();
+    let hosts = || {
+        cp.kubectl_ok(&[
+            "get",
+            "gateway",
+            "-n",
+            "istio-egress",
+            gateway,
+            "-o",
+            "jsonpath={.spec.servers[*].hosts}",
+        ])
+        .unwrap()
+    };
+    assert!(hosts().contains("theirs.example.com"), "{}", hosts());
+    let mut ours = expand_parents(&snap, &opts, &[vg.clone()].into());
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    let key = egress_webhook::controller::plan::CompanionKey::of_desired(&ours[0]);
+    if let egress_webhook::istio::Spec::Gateway(g) = &mut ours[0].spec {
+        g.servers[0].hosts.push("ours.example.com".into());
+    }
+    let update = [Step::Update(ours[0].clone(), seen.clone())];
+    let mut undo = Vec::new();
+    let err = writer
+        .run(
+            &update,
+            Some(tokio::time::Instant::now() + deadline),
+            &mut undo,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::Stale(_)), "{err}");
+    let after = hosts();
+    assert!(
+        after.contains("theirs.example.com") && !after.contains("ours.example.com"),
+        "the stale write must not land: {after}"
+    );
+    let delete = [Step::Delete(key.clone(), seen.clone())];
+    let err = writer
+        .run(
+            &delete,
+            Some(tokio::time::Instant::now() + deadline),
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::Stale(_)), "{err}");
+    assert!(hosts().contains("theirs.example.com"), "not deleted");
+    // Planned again against the live object: the write lands.
+    let live = std::sync::Arc::new(writer.live(&key, None).await.unwrap().expect("stored"));
+    let steps = plan(&ours, &[("Gateway".to_string(), live)]);
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    let mut undo = Vec::new();
+    writer
+        .run(
+            &steps,
+            Some(tokio::time::Instant::now() + deadline),
+            &mut undo,
+        )
+        .await
+        .expect("planned against the stored version");
+    assert!(hosts().contains("ours.example.com"), "{}", hosts());
+    // Someone writes after us: our rollback leaves their write alone.
+    cp.kubectl_ok(&[
+        "patch",
+        "gateway",
+        "-n",
+        "istio-egress",
+        gateway,
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/servers/0/hosts/-","value":"later.example.com"}]"#,
+    ])
+    .unwrap();
+    writer.rollback(undo, Duration::from_secs(2)).await;
+    let after = hosts();
+    assert!(
+        after.contains("later.example.com") && after.contains("ours.example.com"),
+        "a rollback must not take back a later write of someone else: {after}"
+    );
+
+    // An update pinned to a version of an object deleted since: the apiserver's apply creates
+    // it again (the version is no precondition for a create), with our content, which is what
+    // the plan wanted: nobody's write is overwritten.
+    let before_delete =
+        std::sync::Arc::new(writer.live(&key, None).await.unwrap().expect("stored"));
+    cp.kubectl_ok(&["delete", "gateway", "-n", "istio-egress", gateway])
+        .unwrap();
+    writer
+        .run(
+            &[Step::Update(ours[0].clone(), before_delete)],
+            Some(tokio::time::Instant::now() + deadline),
+            &mut Vec::new(),
+        )
+        .await
+        .expect("created again");
+    assert!(hosts().contains("ours.example.com"), "{}", hosts());
+
     // Every request was counted: nothing was sent that is not in the metric.
     let text = metrics.render();
     assert!(

@@ -3,6 +3,10 @@
 //! once and in a shuffled order, so that a policy is often admitted before the services it selects
 //! and several admissions and reconciles touch the same policy's companions at the same moment.
 //!
+//! Meanwhile another namespace churns: ExternalServices routed through a VirtualGateway of its
+//! own are created and deleted in a loop, with an AccessPolicy selecting them, so the race runs
+//! next to unrelated admissions, reconciles and deletions.
+//!
 //! Every companion belongs to exactly one parent (the Gateway to the VirtualGateway, an
 //! AuthorizationPolicy to its AccessPolicy), so a lost update shows as a companion that lacks a
 //! host: the AuthorizationPolicy of `ap-3` must allow exactly the hosts of `es-3`, `es-23` and
@@ -10,14 +14,22 @@
 
 mod e2e;
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 use std::time::{Duration, Instant};
 
 use e2e::expected::companions_match_render;
 use e2e::{apply, kubectl, namespace, shared};
+use egress_webhook::cluster::dev::DevCluster;
 
 const NS: &str = "concurrent";
 const SERVICES: usize = 50;
 const POLICIES: usize = 20;
+const CHURN_NS: &str = "concurrent-churn";
+/// ExternalServices the churn cycles through (created, then deleted, in turn).
+const CHURN_SERVICES: usize = 3;
 
 /// The gateway the VirtualGateway selects (its Service, as the Istio chart makes it), the
 /// VirtualGateway, and the ServiceAccounts the policies allow: applied before the race.
@@ -36,6 +48,50 @@ fn setup() -> String {
         )
     }));
     docs.join("---\n")
+}
+
+/// The churn namespace's gateway, VirtualGateway and an AccessPolicy selecting every churned
+/// ExternalService.
+fn churn_setup() -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: churn-gw, namespace: {CHURN_NS}}}\nspec:\n  selector: {{app: churn-gw}}\n  ports:\n  - {{name: https, port: 443, targetPort: 8443, protocol: TCP}}\n---\napiVersion: networking.gloo.solo.io/v2\nkind: VirtualGateway\nmetadata: {{name: churn-vg, namespace: {CHURN_NS}}}\nspec:\n  listeners:\n  - port: {{number: 443}}\n    http: {{}}\n    tls: {{mode: ISTIO_MUTUAL}}\n  workloads:\n  - selector: {{labels: {{app: churn-gw}}}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: churner, namespace: {CHURN_NS}, labels: {{account: churner}}}}\n---\napiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\nmetadata: {{name: churn-ap, namespace: {CHURN_NS}}}\nspec:\n  applyToDestinations:\n  - kind: EXTERNAL_SERVICE\n    selector: {{namespace: {CHURN_NS}, labels: {{team: churn}}}}\n  config:\n    authz:\n      allowedClients:\n      - serviceAccountSelector: {{namespace: {CHURN_NS}, labels: {{account: churner}}}}\n"
+    )
+}
+
+fn churn_service(k: usize) -> String {
+    format!(
+        "apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {{name: churn-{k}, namespace: {CHURN_NS}, labels: {{team: churn}}}}\nspec:\n  hosts: [c{k}.churn.example.com]\n  ports:\n  - name: https\n    number: 443\n    protocol: HTTPS\n    clientsideTls: {{}}\n    egressGatewayRoutes:\n      virtualGatewayRefs: [{{name: churn-vg, namespace: {CHURN_NS}}}]\n"
+    )
+}
+
+/// Create and delete the churn ExternalServices in turn until `stop`; the number of kubectl
+/// calls, and the ones that failed (with their output).
+fn churn(dev: &DevCluster, stop: &AtomicBool) -> (usize, Vec<String>) {
+    let (mut calls, mut failed) = (0, Vec::new());
+    let mut k = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let created = apply(dev, &churn_service(k % CHURN_SERVICES), &[]);
+        let gone = format!("churn-{}", (k + 1) % CHURN_SERVICES);
+        let deleted = kubectl(
+            dev,
+            &[
+                "delete",
+                "externalservice",
+                "-n",
+                CHURN_NS,
+                &gone,
+                "--ignore-not-found",
+            ],
+        );
+        for out in [created, deleted] {
+            calls += 1;
+            if !out.ok {
+                failed.push(format!("{}{}", out.stdout, out.stderr));
+            }
+        }
+        k += 1;
+    }
+    (calls, failed)
 }
 
 fn service(i: usize) -> String {
@@ -62,39 +118,63 @@ fn shuffled(docs: Vec<String>) -> Vec<String> {
     out
 }
 
-// Passes on a quiet machine, and passed 3 of 4 runs at load average 16 with two other builds
-// running; the failures were applies refused after waiting out the 6 s companion budget, because
-// every ExternalService routed through the VirtualGateway also locks that gateway's parent (its
-// Gateway may depend on them), so the 50 admissions are serialized. Narrowing that lock to parents
-// whose companions actually change is open work (issue 13, item 7); until then this test would
-// make `make test` flaky, so it runs on demand: `cargo test --test e2e_concurrency -- --ignored`.
+// Measured on the 2-core machine next to other builds (load 11-20), with per-parent locks held
+// only for that parent's write, group commit and resourceVersion preconditions: 1 of 5 runs
+// passed (70 applies in 11.4 s), the others refused 1-60 of the 70 applies, now mostly because
+// single companion writes (the apiserver calls this webhook's guard for each) did not answer
+// within the 6 s companion budget; before the change 0 of 2 passed at load 23 (24 and 26
+// refused, most waiting for the VirtualGateway's lock). Run on demand until that is solved:
+// `cargo test --test e2e_concurrency -- --ignored`.
 #[test]
-#[ignore = "serialized on the shared VirtualGateway's lock; flaky under heavy load (issue 13, item 7)"]
+#[ignore = "70 parallel applies overrun the 6 s companion budget under heavy load (issue 13, item 7)"]
 fn parallel_applies_lose_no_update() {
     let Some((dev, _serial)) = shared() else {
         return;
     };
     namespace(&dev, NS);
+    namespace(&dev, CHURN_NS);
     apply(&dev, &setup(), &[]).expect_ok("gateway, VirtualGateway, ServiceAccounts");
+    apply(&dev, &churn_setup(), &[]).expect_ok("the churn namespace's VirtualGateway and policy");
     let mut docs: Vec<String> = (0..SERVICES).map(service).collect();
     docs.extend((0..POLICIES).map(policy));
     let docs = shuffled(docs);
 
+    let stop = Arc::new(AtomicBool::new(false));
+    let churner = {
+        let (dev, stop) = (dev.clone(), stop.clone());
+        std::thread::spawn(move || churn(&dev, &stop))
+    };
+    // The churn is under way before the race starts.
+    std::thread::sleep(Duration::from_secs(1));
     let started = Instant::now();
     let threads: Vec<_> = docs
         .into_iter()
         .map(|doc| {
             let dev = dev.clone();
             std::thread::spawn(move || {
+                let t = Instant::now();
                 let out = apply(&dev, &doc, &[]);
-                (out.ok, format!("{}{}", out.stdout, out.stderr), doc)
+                (
+                    out.ok,
+                    format!("{}{}", out.stdout, out.stderr),
+                    doc,
+                    t.elapsed(),
+                )
             })
         })
         .collect();
     let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let applied = started.elapsed();
-    let failed: Vec<&(bool, String, String)> = results.iter().filter(|r| !r.0).collect();
+    stop.store(true, Ordering::SeqCst);
+    let (churn_calls, churn_failed) = churner.join().unwrap();
+    let slowest = results.iter().map(|r| r.3).max().unwrap_or_default();
+    let failed: Vec<_> = results.iter().filter(|r| !r.0).collect();
     assert!(failed.is_empty(), "applies failed: {failed:#?}");
+    assert!(churn_calls >= 2, "the churn ran: {churn_calls} calls");
+    assert!(
+        churn_failed.is_empty(),
+        "churn calls failed: {churn_failed:#?}"
+    );
 
     // Right the moment the last apply returned, or within the controller's next passes.
     let mut last = Err(String::new());
@@ -109,7 +189,7 @@ fn parallel_applies_lose_no_update() {
     let converged = started.elapsed();
     last.unwrap_or_else(|e| panic!("companions after {converged:?}: {e}"));
     eprintln!(
-        "{} parallel applies returned in {applied:.1?}; companions equal the expansion after {converged:.1?}",
+        "{} parallel applies returned in {applied:.1?} (slowest {slowest:.1?}) next to {churn_calls} churn calls; companions equal the expansion after {converged:.1?}",
         SERVICES + POLICIES
     );
     // Each policy's AuthorizationPolicy names the hosts of exactly its services: the oracle
@@ -139,5 +219,24 @@ fn parallel_applies_lose_no_update() {
         !text.contains("h4.concurrent"),
         "another team's host: {text}"
     );
-    kubectl(&dev, &["delete", "namespace", NS, "--wait=false"]).expect_ok("cleanup");
+    // The churn left nothing behind: with its ExternalServices gone, only the VirtualGateway and
+    // the policy remain, and neither has companions without them.
+    kubectl(
+        &dev,
+        &["delete", "externalservices", "-n", CHURN_NS, "--all"],
+    )
+    .expect_ok("churn cleanup");
+    let mut churn_left = Err(String::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        churn_left = companions_match_render(&dev, CHURN_NS, 2);
+        if churn_left.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    churn_left.unwrap_or_else(|e| panic!("churn namespace after its deletes: {e}"));
+    for ns in [NS, CHURN_NS] {
+        kubectl(&dev, &["delete", "namespace", ns, "--wait=false"]).expect_ok("cleanup");
+    }
 }

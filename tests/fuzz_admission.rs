@@ -57,9 +57,7 @@ fn damage() -> impl Strategy<Value = Damage> {
     ]
 }
 
-// Ignored in `make test` so that it does not fail 1-2% of runs on a known, open bug.
 #[test]
-#[ignore = "found a bug (about 1 case in 220,000 breaks the answer contract), not fixed yet: runs in `make fuzz`"]
 fn arbitrary_and_damaged_bytes_get_a_review_or_a_4xx() {
     let rt = runtime();
     let app = app();
@@ -79,9 +77,7 @@ fn arbitrary_and_damaged_bytes_get_a_review_or_a_4xx() {
     );
 }
 
-// Ignored in `make test` so that it does not fail 1-2% of runs on a known, open bug.
 #[test]
-#[ignore = "found a bug (the defaults patch does not apply to a damaged listener, about 1 case in 15,000), not fixed yet: runs in `make fuzz`"]
 fn random_reviews_of_every_kind_get_an_answer_for_their_uid() {
     let rt = runtime();
     let app = app();
@@ -149,4 +145,33 @@ fn defaulting_is_idempotent_and_keeps_unknown_fields() {
         );
         Ok(())
     });
+}
+
+/// Regression (found by `random_reviews_of_every_kind_get_an_answer_for_their_uid`, issue 13):
+/// a listener written as a list. serde decodes a struct from a sequence, so `[]` became a
+/// listener with no fields, defaulting gave it `appProtocol: TCP`, and the patch
+/// `add /spec/listeners/0/appProtocol` could not apply to the list: /mutate answered an
+/// internal error. Now the object is refused, naming the field.
+#[test]
+fn a_listener_written_as_a_list_is_refused_naming_it() {
+    let rt = runtime();
+    let app = app();
+    let object = serde_json::json!({
+        "apiVersion": "networking.gloo.solo.io/v2",
+        "kind": "VirtualGateway",
+        "metadata": {"name": "vg", "namespace": "istio-egress"},
+        "spec": {"listeners": [{"port": {"number": 443}, "http": {}}, []]}
+    });
+    let uid = support::server::uid("fuzz");
+    let r = support::server::review(&uid, "CREATE", Some(&object), None);
+    let (status, answer) = post(&rt, &app, "/mutate", serde_json::to_vec(&r).unwrap());
+    let v = assert_answer(status, &answer, Some(&uid)).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(v["response"]["allowed"], false, "{v}");
+    assert_eq!(v["response"]["status"]["code"], 422, "{v}");
+    let message = v["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("VirtualGateway istio-egress/vg: spec.listeners[1]: is a list"),
+        "{message}"
+    );
 }

@@ -433,9 +433,10 @@ async fn write_companions(
     let create = outcome.operation == "CREATE";
     if let Err(e) = c.controller.write_admitted(obj, create, budget).await {
         let (code, reason) = match e {
-            crate::controller::AdmitError::Write(crate::controller::WriteError::Conflict(_)) => {
-                (409, "Conflict")
-            }
+            crate::controller::AdmitError::Write(
+                crate::controller::WriteError::Conflict(_)
+                | crate::controller::WriteError::Stale(_),
+            ) => (409, "Conflict"),
             crate::controller::AdmitError::Busy => (429, "TooManyRequests"),
             _ => (500, "InternalError"),
         };

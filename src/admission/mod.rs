@@ -15,6 +15,7 @@ pub mod limits;
 pub mod names;
 pub mod review;
 pub mod server;
+pub mod shape;
 pub mod tls;
 
 pub use server::{Running, ServeConfig, start};

@@ -552,6 +552,18 @@ fn mutate(req: &mut RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Opt
         return;
     };
     let before = obj.to_value();
+    if let Some(path) = req
+        .object_json()
+        .and_then(|raw| super::shape::list_for_object(&before, raw))
+    {
+        let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
+        outcome.deny(
+            422,
+            "Invalid",
+            format!("{id}: {path}: is a list, but the schema has an object here"),
+        );
+        return;
+    }
     let after = default_object(obj, opts).to_value();
     let patch = json_patch::diff(&before, &after);
     drop((before, after));

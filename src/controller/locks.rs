@@ -1,6 +1,8 @@
 //! One lock per parent, shared by admission and the controller: a parent's companions are never
-//! written by two paths at once. Admission locks every parent its object affects, in sorted
-//! order (so two admissions cannot deadlock); a reconcile locks its one parent.
+//! written by two paths of this process at once. Admission and a reconcile alike hold one
+//! parent's lock at a time, for that parent's write only (so they cannot deadlock, and parallel
+//! admissions that share a parent queue only for its write); `lock_all` takes several in sorted
+//! order for callers that need more.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

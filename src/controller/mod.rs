@@ -9,8 +9,12 @@
 //! - **Observed state from watch caches** ([`observed`]): reflector stores of our companions by
 //!   label. A reconcile compares in memory ([`plan`]) and sends only what differs; idle means
 //!   zero requests, and the periodic resync is a comparison in memory.
-//! - **Per-parent serialisation** ([`locks`]): admission locks every parent its object affects,
-//!   a reconcile its one parent; the queue ([`runner`]) never runs a parent twice at once.
+//! - **Per-parent serialisation** ([`locks`]): a parent's companions are written under its lock,
+//!   by admission (one affected parent at a time, for that parent's write only) and by a
+//!   reconcile alike; the queue ([`runner`]) never runs a parent twice at once.
+//! - **No lost update**: every write carries the resourceVersion it was planned against; the
+//!   apiserver refuses it (409) when someone wrote in between, and it is planned again
+//!   ([`writer`]).
 //! - **Never undo what a lagging cache does not explain.** A change of a companion by anyone
 //!   but this process (a hand edit, another replica's admission) stands for
 //!   [`observed::FOREIGN_GRACE`] before it is reverted; companions of a parent the catalog does
@@ -113,7 +117,33 @@ pub struct Controller {
     events: events::Events,
     /// Companions admission created, announced once their parent is stored.
     created: status::Created,
+    /// What admissions' writes and live reads left lately, by parent: the next admission that
+    /// shares the parent plans against it rather than against a watch cache a few ms behind.
+    recent: Mutex<Recent>,
+    /// Admissions counted once in the catalog: an admission numbered n is in every expansion
+    /// computed after this counter was seen at n or more.
+    admissions: std::sync::atomic::AtomicU64,
+    /// By companion: the admission count its last write here was computed at. An admission
+    /// numbered no higher finds its own change in it and has nothing left to send there (group
+    /// commit: fifty admissions through one VirtualGateway need a few Gateway writes, not fifty).
+    covered: Mutex<std::collections::HashMap<plan::CompanionKey, u64>>,
 }
+
+/// Coverage older than this many admissions is forgotten (it covers no admission still running).
+const COVERED_KEPT: u64 = 10_000;
+
+/// How long a write or live read of a companion is taken as fresher than the watch cache. A
+/// wrong guess costs one refused (409) write and a live read, never an update.
+const RECENT: Duration = Duration::from_secs(2);
+
+type Recent = std::collections::HashMap<
+    plan::CompanionKey,
+    (
+        ParentRef,
+        std::time::Instant,
+        Option<Arc<kube::api::DynamicObject>>,
+    ),
+>;
 
 /// The running controller; dropping it stops it without releasing the Lease (use `stop`).
 pub struct Running {
@@ -171,6 +201,9 @@ impl Controller {
                 metrics.clone(),
             ),
             created: status::Created::default(),
+            recent: Mutex::default(),
+            admissions: Default::default(),
+            covered: Mutex::default(),
         });
         // Catalog changes: the parents they affect.
         let mut changes = catalog.subscribe();
@@ -320,6 +353,16 @@ impl Controller {
     /// Write the companions of everything `obj` (admitted, defaulted) affects, before admission
     /// answers. On failure everything written is taken back (within [`ROLLBACK_BUDGET`]) and the
     /// object leaves the desired state again.
+    ///
+    /// Each affected parent is written under its own lock, one at a time, and the lock is held
+    /// only for that parent's write: fifty ExternalServices routed through one VirtualGateway
+    /// queue for the few milliseconds of the Gateway's write each, not for one another's whole
+    /// admission (tests/e2e_concurrency.rs). No update is lost: the object is in the catalog
+    /// before any write, each parent's companions are computed from the catalog under that
+    /// parent's lock (so a later write of a shared Gateway includes every earlier admission),
+    /// and every write carries the resourceVersion it was planned against, so the apiserver
+    /// refuses it when anyone else wrote in between; it is then planned again against the
+    /// stored version. Holding one lock at a time, two admissions cannot deadlock.
     pub async fn write_admitted(
         &self,
         obj: Object,
@@ -335,46 +378,238 @@ impl Controller {
             // once the watch delivers the stored object.
             obj.meta_mut().uid = None;
         }
-        // The parents can change between the estimate and the lock (another admission): then
-        // the estimate is taken again, for as long as the budget lasts. Under many parallel
-        // applies that select one another (tests/e2e_concurrency.rs) a fixed number of tries
-        // turned a retryable race into a failed apply.
-        while tokio::time::Instant::now() < deadline {
-            let parents: BTreeSet<ParentRef> = self.catalog.with_object(&obj, |before, after| {
-                let mut p = before;
-                p.extend(affected_parents(after, &obj));
-                p
+        // What each parent's companions were without this object: of a parent other than the
+        // object itself, only the companions the object changes are this admission's to write
+        // (an AccessPolicy removes the open rule of each ExternalService it selects, and does
+        // not write their ServiceEntries for them: their own admissions and the controller do).
+        let own = obj
+            .gloo_kind()
+            .map(|k| ParentRef::new(k, obj.namespace(), obj.name()));
+        let estimate = self.catalog.with_object(&obj, |mut parents, snap| {
+            parents.extend(affected_parents(snap, &obj));
+            parents
+        });
+        let before: std::collections::HashMap<ParentRef, Vec<crate::istio::IstioObject>> =
+            self.catalog.read(|s| {
+                estimate
+                    .iter()
+                    .filter(|p| Some(*p) != own.as_ref())
+                    .map(|p| {
+                        (
+                            p.clone(),
+                            expand_parents(s, &self.opts, &[p.clone()].into()),
+                        )
+                    })
+                    .collect()
             });
-            let held = tokio::time::timeout_at(deadline, self.locks.lock_all(&parents))
+        let admitted = self.catalog.admit(obj);
+        let seq = self.admissions.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut undo = Vec::new();
+        let mut report = Report::default();
+        // Make-before-break across parents: every parent's creates and updates, then every
+        // parent's deletes (an AccessPolicy's rule stands before the open rule it replaces goes).
+        let mut passes = Vec::with_capacity(2 * admitted.parents.len());
+        for deletes in [false, true] {
+            passes.extend(admitted.parents.iter().map(|p| (p.clone(), deletes)));
+        }
+        for (p, deletes) in passes {
+            let before = before.get(&p).map(Vec::as_slice);
+            match self
+                .write_parent(&p, deletes, before, seq, deadline, &mut undo)
                 .await
-                .map_err(|_| AdmitError::Busy)?;
-            let admitted = self.catalog.admit(obj.clone());
-            if !admitted.parents.is_subset(&parents) {
-                self.catalog.revert(&admitted);
-                drop(held);
-                continue;
-            }
-            let desired = self
-                .catalog
-                .read(|s| expand_parents(s, &self.opts, &parents));
-            let observed: Vec<_> = parents
-                .iter()
-                .flat_map(|p| self.observed.of_parent(p))
-                .collect();
-            let steps = plan::plan(&desired, &observed);
-            let mut undo = Vec::new();
-            return match self.writer.run(&steps, Some(deadline), &mut undo).await {
-                Ok(report) => {
-                    self.record_created(&steps, &report);
-                    Ok(report)
+            {
+                Ok(r) => {
+                    report.created.extend(r.created);
+                    report.updated.extend(r.updated);
+                    report.deleted.extend(r.deleted);
                 }
                 Err(e) => {
-                    self.writer.rollback(undo, ROLLBACK_BUDGET).await;
+                    // Out of the desired state first, so that no other admission writes it into
+                    // a shared parent again; the rollback leaves alone what others wrote since.
                     self.catalog.revert(&admitted);
-                    Err(e.into())
+                    self.writer.rollback(undo, ROLLBACK_BUDGET).await;
+                    // What the rollback put back covers nobody (rare: forget all).
+                    self.covered
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clear();
+                    // The revert announced these parents already; a reconcile that ran before the
+                    // watch delivered our writes may have seen nothing to undo.
+                    for p in &admitted.parents {
+                        self.queue.schedule(p.clone(), Duration::from_secs(1));
+                    }
+                    return Err(e);
                 }
-            };
+            }
         }
-        Err(AdmitError::Busy)
+        Ok(report)
     }
+
+    /// Make the companions of `p` equal to its expansion of the catalog now, under `p`'s lock:
+    /// its creates and updates, or (`deletes`) its deletes; with `before` (what they were
+    /// without the admitted object), only those that differ from it. A write refused as stale
+    /// is planned again against the stored object, until `deadline`.
+    async fn write_parent(
+        &self,
+        p: &ParentRef,
+        deletes: bool,
+        before: Option<&[crate::istio::IstioObject]>,
+        seq: u64,
+        deadline: tokio::time::Instant,
+        undo: &mut Vec<writer::Undo>,
+    ) -> Result<Report, AdmitError> {
+        let one: BTreeSet<ParentRef> = [p.clone()].into();
+        if self.covered_already(p, &one, before, seq) {
+            return Ok(Report::default());
+        }
+        let _held = tokio::time::timeout_at(deadline, self.locks.lock_all(&one))
+            .await
+            .map_err(|_| AdmitError::Busy)?;
+
+        let mut fresh = self.recent_of(p);
+        let mut report = Report::default();
+        loop {
+            let seen = self.admissions.load(Ordering::SeqCst);
+            let desired = self.catalog.read(|s| expand_parents(s, &self.opts, &one));
+            let observed = fresher(self.observed.of_parent(p), &fresh);
+            let mut steps = plan::plan(&desired, &observed);
+            steps.retain(|s| s.is_delete() == deletes);
+            if let Some(before) = before {
+                let changed = changed_keys(before, &desired);
+                steps.retain(|s| changed.contains(&s.key()));
+            }
+            {
+                let covered = self.covered.lock().unwrap_or_else(|e| e.into_inner());
+                steps.retain(|s| covered.get(&s.key()).is_none_or(|at| *at < seq));
+            }
+            let result = self
+                .writer
+                .run_fresh(&steps, Some(deadline), undo, &mut fresh)
+                .await;
+            self.remember(p, &fresh);
+            match result {
+                Ok(r) => {
+                    {
+                        let mut covered = self.covered.lock().unwrap_or_else(|e| e.into_inner());
+                        covered.retain(|_, at| seen.saturating_sub(*at) < COVERED_KEPT);
+                        for step in &steps {
+                            let at = covered.entry(step.key()).or_default();
+                            *at = (*at).max(seen);
+                        }
+                    }
+                    self.record_created(&steps, &r);
+                    report.created.extend(r.created);
+                    report.updated.extend(r.updated);
+                    report.deleted.extend(r.deleted);
+                    return Ok(report);
+                }
+                Err(WriteError::Stale(key)) if tokio::time::Instant::now() < deadline => {
+                    let live = self.writer.live(&key, Some(deadline)).await?;
+                    tracing::debug!(companion = %key, "written by someone else since it was read: planned again");
+                    // Only a companion of this parent is planned against (a foreign object that
+                    // took the name is refused by the create step's own check).
+                    let live = live.filter(|o| observed::parent_from_labels(o).as_ref() == Some(p));
+                    fresh.insert(key, live.map(Arc::new));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Controller {
+    /// Has every companion of `p` this admission (number `seq`) could write been written since
+    /// from a catalog that held it? Then it waits for no lock: under fifty parallel admissions
+    /// through one VirtualGateway most find their host in a Gateway another one wrote.
+    fn covered_already(
+        &self,
+        p: &ParentRef,
+        one: &BTreeSet<ParentRef>,
+        before: Option<&[crate::istio::IstioObject]>,
+        seq: u64,
+    ) -> bool {
+        let desired = self.catalog.read(|s| expand_parents(s, &self.opts, one));
+        let keys: BTreeSet<plan::CompanionKey> = match before {
+            Some(before) => changed_keys(before, &desired),
+            None => desired
+                .iter()
+                .map(plan::CompanionKey::of_desired)
+                .chain(
+                    self.observed
+                        .of_parent(p)
+                        .iter()
+                        .map(|(kind, o)| plan::CompanionKey::of_observed(kind, o)),
+                )
+                .collect(),
+        };
+        let covered = self.covered.lock().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .all(|k| covered.get(k).is_some_and(|at| *at >= seq))
+    }
+
+    /// The recent writes and live reads of `p`'s companions (older ones are forgotten).
+    fn recent_of(&self, p: &ParentRef) -> writer::Fresh {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.retain(|_, (_, at, _)| at.elapsed() < RECENT);
+        recent
+            .iter()
+            .filter(|(_, (parent, _, _))| parent == p)
+            .map(|(k, (_, _, o))| (k.clone(), o.clone()))
+            .collect()
+    }
+
+    fn remember(&self, p: &ParentRef, fresh: &writer::Fresh) {
+        let now = std::time::Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, o) in fresh {
+            let same = recent
+                .get(k)
+                .is_some_and(|(_, _, r)| rv(r.as_deref()) == rv(o.as_deref()));
+            if !same {
+                recent.insert(k.clone(), (p.clone(), now, o.clone()));
+            }
+        }
+    }
+}
+
+/// The companions that differ between two expansions of one parent: added, removed or changed.
+fn changed_keys(
+    before: &[crate::istio::IstioObject],
+    after: &[crate::istio::IstioObject],
+) -> std::collections::BTreeSet<plan::CompanionKey> {
+    fn index(
+        objs: &[crate::istio::IstioObject],
+    ) -> std::collections::BTreeMap<plan::CompanionKey, &crate::istio::IstioObject> {
+        objs.iter()
+            .map(|o| (plan::CompanionKey::of_desired(o), o))
+            .collect()
+    }
+    let (b, a) = (index(before), index(after));
+    b.keys()
+        .chain(a.keys())
+        .filter(|k| b.get(*k) != a.get(*k))
+        .cloned()
+        .collect()
+}
+
+fn rv(o: Option<&kube::api::DynamicObject>) -> Option<&str> {
+    o.and_then(|o| o.metadata.resource_version.as_deref())
+}
+
+/// The watched companions of one parent with what this admission wrote or read live since laid
+/// over them (the watch delivers both a moment later).
+fn fresher(
+    observed: Vec<(String, Arc<kube::api::DynamicObject>)>,
+    fresh: &writer::Fresh,
+) -> Vec<(String, Arc<kube::api::DynamicObject>)> {
+    let mut out: Vec<_> = observed
+        .into_iter()
+        .filter(|(kind, o)| !fresh.contains_key(&plan::CompanionKey::of_observed(kind, o)))
+        .collect();
+    out.extend(
+        fresh
+            .iter()
+            .filter_map(|(k, o)| o.clone().map(|o| (k.kind.clone(), o))),
+    );
+    out
 }

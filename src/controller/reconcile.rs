@@ -133,6 +133,12 @@ impl Controller {
                 }
                 again.map_or(Outcome::Done, Outcome::Again)
             }
+            // Written by someone else since our watch saw it (another replica's admission, or
+            // an admission here that shares this parent): look again once the watch has it.
+            Err(WriteError::Stale(key)) => {
+                tracing::debug!(parent = ?p, companion = %key, "companion changed since it was read; reconciling again");
+                Outcome::Again(Duration::from_millis(200))
+            }
             Err(e) => {
                 let (outcome, min) = match &e {
                     // A namespace being deleted takes its time; no point retrying hot.

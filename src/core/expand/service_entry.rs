@@ -70,7 +70,10 @@ pub fn for_external_service(
         let protocol = Some(text(&p.protocol).to_string()).filter(|s| !s.is_empty());
         let name = match text(&p.name) {
             n if names::is_dns1123_label(n) && !ports.iter().any(|x| x.name == n) => n.to_string(),
-            _ => port_name(protocol.as_deref().unwrap_or("tcp"), number),
+            _ => free_name(
+                port_name(protocol.as_deref().unwrap_or("tcp"), number),
+                &ports,
+            ),
         };
         // targetPort has no effect with resolution NONE (istiod warns), so it is left out there.
         let target_port = match resolution {
@@ -94,7 +97,7 @@ pub fn for_external_service(
         }
         let mut name = port_name("http", b.port_match);
         if ports.iter().any(|x| x.name == name) {
-            name = port_name("http-egress", b.port_match);
+            name = free_name(port_name("http-egress", b.port_match), &ports);
         }
         ports.push(ServicePort {
             number: b.port_match,
@@ -126,4 +129,44 @@ pub fn for_external_service(
 
 fn port_name(prefix: &str, number: u32) -> String {
     format!("{}-{number}", prefix.to_ascii_lowercase())
+}
+
+/// `base`, or else `base-2`, `base-3`, ...: the first name no port in `ports` has. A generated
+/// name can be one a user gave an earlier port (`tcp-3306` on port 80, and port 3306 unnamed:
+/// found by tests/fuzz_core.rs), and istiod refuses a ServiceEntry with a name twice.
+fn free_name(base: String, ports: &[ServicePort]) -> String {
+    let taken = |n: &str| ports.iter().any(|x| x.name == n);
+    if !taken(&base) {
+        return base;
+    }
+    (2..)
+        .map(|i| format!("{base}-{i}"))
+        .find(|n| !taken(n))
+        .unwrap_or(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn es(json: &str) -> ExternalService {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// Regression (tests/fuzz_core.rs, minimal case): a user's port name equal to the name
+    /// generated for another port gave the ServiceEntry the name twice.
+    #[test]
+    fn a_generated_port_name_steps_aside_for_a_users_name() {
+        let es = es(
+            r#"{"apiVersion":"networking.gloo.solo.io/v2","kind":"ExternalService",
+            "metadata":{"name":"httpbin.org","namespace":"global"},
+            "spec":{"hosts":["example.com"],"ports":[{"number":80,"name":"tcp-3306"},{"number":3306}]}}"#,
+        );
+        let out = for_external_service(&es, &[], &Options::default());
+        let Spec::ServiceEntry(se) = &out[0].spec else {
+            panic!("{out:?}")
+        };
+        let names: Vec<&str> = se.ports.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["tcp-3306", "tcp-3306-2"]);
+    }
 }

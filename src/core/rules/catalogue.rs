@@ -120,6 +120,11 @@ pub const CATALOGUE: &[Rule] = &[
         "W",
         "routed through a gateway but no AccessPolicy selects it: open to the mesh",
     ),
+    es(
+        "E27",
+        "R",
+        "insecureSkipVerify excludes caCertificates, and credentialName in mode SIMPLE",
+    ),
     vg("V1", "R", "listeners has 1..300000 entries"),
     vg(
         "V2",

@@ -1,4 +1,5 @@
-//! Rules for ExternalService (API.md §7, E1–E26; DESIGN §5 for E25/E26, §9 for the decisions).
+//! Rules for ExternalService (API.md §7, E1–E26; DESIGN §5 for E25/E26, §9 for the decisions;
+//! E27 from istiod's DestinationRule validation, found by tests/fuzz_core.rs).
 //!
 //! One function per rule id, grouped by topic in the submodules. E9 and E13 are pure defaults
 //! (src/core/defaults.rs) and have no function here; E6, E18 and E21 have their default part
@@ -54,6 +55,7 @@ pub fn validate(
     routes::e22_e23(&c, report);
     tls::e24(&c, report);
     tls::e25(&c, report);
+    tls::e27(&c, report);
     routes::e26(&c, report);
 }
 

@@ -1,4 +1,4 @@
-//! E10–E12, E24, E25: TLS originated toward the external service (`clientsideTls`). E13, the
+//! E10–E12, E24, E25, E27: TLS originated toward the external service (`clientsideTls`). E13, the
 //! TLS default for HTTPS/TLS ports, lives in defaults.rs; the rules see its result.
 
 use crate::api::{external_service::ClientsideTls, list, text};
@@ -182,5 +182,43 @@ pub(super) fn e25(c: &Ctx<'_>, report: &mut Report) {
             )
         };
         report.warning("E25", p.field("clientsideTls"), message);
+    }
+}
+
+/// E27: `insecureSkipVerify: true` turns off the server certificate check that `caCertificates`
+/// (SIMPLE, MUTUAL) and `credentialName` (SIMPLE: the secret then only holds the CA) configure.
+/// istiod refuses a DestinationRule with both ("cannot specify CaCertificates or CredentialName
+/// or SubjectAltNames when InsecureSkipVerify is set true"), so the companion could never be
+/// written; the user has to say which one is meant. ISTIO_MUTUAL is E11's business.
+pub(super) fn e27(c: &Ctx<'_>, report: &mut Report) {
+    for p in c.ports() {
+        let Some((t, mode)) = tls_of(&p) else {
+            continue;
+        };
+        if t.insecure_skip_verify != Some(true) || !originates_tls(mode) {
+            continue;
+        }
+        let mut clashing = Vec::new();
+        if set(&t.ca_certificates) {
+            clashing.push("caCertificates");
+        }
+        if mode == "SIMPLE" && set(&t.credential_name) {
+            clashing.push("credentialName");
+        }
+        if clashing.is_empty() {
+            continue;
+        }
+        report.error(
+            "E27",
+            p.field("clientsideTls.insecureSkipVerify"),
+            format!(
+                "insecureSkipVerify: true cannot be combined with {} (mode {mode}): it turns off \
+                 the server certificate check they configure, and Istio refuses the \
+                 DestinationRule; remove insecureSkipVerify to verify the server, or {} to skip \
+                 verification",
+                clashing.join(", "),
+                clashing.join(" and ")
+            ),
+        );
     }
 }
