@@ -183,6 +183,7 @@ def oha(server, endpoint, review, seconds, rate, http2):
         "p999_ms": ms(pct.get("p99.9")), "max_ms": ms(s.get("slowest")),
         "achieved_per_s": round(s.get("requestsPerSec") or 0, 1),
         "requests": sum(codes.values()), "errors": errors,
+        "error_kinds": j.get("errorDistribution", {}),
     }
 
 
