@@ -150,7 +150,8 @@ def main():
          "oha at a fixed rate for the stated seconds with `--latency-correction` (latency counted from the "
          "scheduled send), 32 kept-alive HTTP/1.1 connections, or one HTTP/2 connection with 32 streams; "
          "client certificate `kube-apiserver-webhook-client`; server on CPU 0, oha on CPU 1."),
-        ("closed", "Closed loop: as fast as it goes", "Same connections, no rate limit."),
+        ("closed", "Closed loop: as fast as it goes", "Same connections, no rate limit. A CPU profile of `serve` "
+         "in this state is in `bench/results/profile-closed-loop.md`."),
         ("reviews", "Other reviews at 2,000/s over HTTP/1.1 (the 3 MiB review at 20/s)",
          "es-invalid is denied (its verdict is checked before the run); es-large-update is an UPDATE whose "
          "object and oldObject are each a 1.5 MiB ExternalService."),
