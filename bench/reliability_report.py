@@ -17,9 +17,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 OUT = os.path.join(ROOT, "bench", "out", "reliability")
 
 SENT = ("sent", "requests", "reviews", "applies", "connections", "cases")
-FAILED = ("failed", "errors_total", "handshake_failed", "denied_wrongly", "failures")
+FAILED = ("failed", "valid_reviews_failed", "errors_total", "handshake_failed", "denied_wrongly", "failures",
+          "unescaped_in_answers_or_log")
 LOST = ("lost", "missing", "extra", "companions_wrong")
-MEMORY = ("hwm_kb", "peak_rss_kb", "rss_kb", "bound_kb", "worst_case_kb", "peak_rss_mb", "bound_mb")
+MEMORY = ("vmhwm_bytes", "stated_bound_bytes", "rss_at_rest_bytes", "rss_with_bodies_bytes", "hwm_kb", "rss_kb")
 
 
 def pick(row, keys):
@@ -27,7 +28,11 @@ def pick(row, keys):
 
 
 def cell(d):
-    return ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in d.items()) or "–"
+    def one(k, v):
+        if k.endswith("_bytes") and isinstance(v, int):
+            return f"{k[:-6]} {v / 1e6:,.1f} MB"
+        return f"{k} {v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k} {v}"
+    return ", ".join(one(k, v) for k, v in d.items()) or "–"
 
 
 def main():
@@ -60,6 +65,18 @@ def main():
         ]) + " |")
     if not rows:
         md.append("| – | no rows: `make reliability` did not run | | | | | |")
+    md.append("""
+Worst-case memory of `serve` (README, "Bounded memory"; `src/admission/conn_buffers.rs`): the in-flight budget
+(`--max-inflight-bytes`, 151 MB by default) + `--max-connections` (1,024) × 768 KiB per connection + the catalog +
+the process at rest. The `worst-case memory` row drives the first two as far as one machine can and reads VmHWM.
+
+Not in this table, because they record no figures into it (each is a test that fails when something is lost):
+- apiserver and etcd outages of 30 s (`tests/e2e_outage.rs`, in `make test`): every companion of every parent
+  admitted before the outage is present and equal to the expansion afterwards;
+- 50 parallel `kubectl apply` through one VirtualGateway plus 20 AccessPolicies next to churn
+  (`tests/e2e_concurrency.rs`): still `#[ignore]`d: under load averages of 11 to 20 most runs had applies refused
+  after the 6 s companion budget (refusals, not lost updates: a refused apply stores nothing);
+- the property tests (`make fuzz`: 4 properties × 250,000 cases).""")
     with open(os.path.join(ROOT, "RELIABILITY.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
