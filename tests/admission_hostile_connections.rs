@@ -5,14 +5,11 @@ mod support;
 
 use std::{
     net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
     time::{Duration, Instant},
 };
 
 use serde_json::json;
+use support::bystander::Bystander;
 use support::reliability;
 use support::server::{Http, TestServer, client_with, post, tls_connect, valid_review, wait_for};
 use tokio::{
@@ -20,58 +17,15 @@ use tokio::{
     net::TcpStream,
 };
 
-/// Valid reviews, one after another on one client (a pooled, kept-alive connection, as the
-/// apiserver's), until stopped: (sent, failures).
-fn bystander(
-    addr: SocketAddr,
-    ca: &str,
-    http: Http,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
-    bystander_on(client_with(&[ca], http, false), addr, stop)
+/// Valid reviews at /validate, one after another on one client (a pooled, kept-alive
+/// connection, as the apiserver's).
+fn bystander(addr: SocketAddr, ca: &str, http: Http) -> Bystander {
+    bystander_on(client_with(&[ca], http, false), addr)
 }
 
 /// `bystander` on a given client (one whose connection is already open).
-fn bystander_on(
-    c: reqwest::Client,
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
-    tokio::spawn(async move {
-        let (mut sent, mut failed) = (0usize, Vec::new());
-        while !stop.load(Ordering::SeqCst) || sent == 0 {
-            let (id, r) = valid_review("bystander");
-            let url = support::server::url(addr, "/validate?timeout=10s");
-            sent += 1;
-            match post(&c, &url, serde_json::to_vec(&r).unwrap()).await {
-                Ok(a)
-                    if a.status == 200
-                        && a.json.as_ref().is_some_and(|j| {
-                            j["response"]["uid"] == id && j["response"]["allowed"] == true
-                        }) => {}
-                Ok(a) => failed.push(format!("HTTP {}: {}", a.status, a.text)),
-                Err(e) => failed.push(format!("{e:?}")),
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        (sent, failed)
-    })
-}
-
-async fn finish(
-    stop: &AtomicBool,
-    task: tokio::task::JoinHandle<(usize, Vec<String>)>,
-    what: &str,
-) -> usize {
-    stop.store(true, Ordering::SeqCst);
-    let (sent, failed) = task.await.unwrap();
-    assert!(
-        failed.is_empty(),
-        "{what}: {} of {sent} valid reviews failed: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(3)]
-    );
-    sent
+fn bystander_on(c: reqwest::Client, addr: SocketAddr) -> Bystander {
+    Bystander::start(addr, vec![c], &["validate"], Duration::from_millis(10))
 }
 
 /// A connection's fate, looked at without waiting long: closed by the server, or still open.
@@ -151,8 +105,7 @@ async fn idle_under_a_raised_cap() {
     })
     .await;
     let ca = srv.pki.bundle.ca_cert.clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let kept_alive = bystander(srv.addr(), &ca, Http::H2, stop.clone());
+    let kept_alive = bystander(srv.addr(), &ca, Http::H2);
     let started = Instant::now();
     let (mut tcp, mut tls, failed) = open_idle(srv.addr(), &ca, IDLE).await;
     let opened_in = started.elapsed();
@@ -175,7 +128,7 @@ async fn idle_under_a_raised_cap() {
         a.assert_answers(&id);
         assert!(a.allowed());
     }
-    let beside = finish(&stop, kept_alive, "beside 5,000 idle connections").await;
+    let beside = kept_alive.finish("beside 5,000 idle connections").await;
     // And they were held, not dropped behind our back.
     let mut closed = 0;
     for s in &mut tcp {
@@ -208,7 +161,6 @@ async fn idle_past_the_default_cap() {
     )
     .max_connections;
     let ca = srv.pki.bundle.ca_cert.clone();
-    let stop = Arc::new(AtomicBool::new(false));
     // The apiserver's connection, open (answered once) before the flood, kept alive throughout.
     let (id, r) = valid_review("first");
     let pooled = client_with(&[&ca], Http::H2, false);
@@ -220,7 +172,7 @@ async fn idle_past_the_default_cap() {
     .await
     .unwrap()
     .assert_answers(&id);
-    let apiserver = bystander_on(pooled, srv.addr(), stop.clone());
+    let apiserver = bystander_on(pooled, srv.addr());
     let mut tcp = Vec::new();
     for _ in 0..IDLE {
         tcp.push(
@@ -263,7 +215,9 @@ async fn idle_past_the_default_cap() {
     })
     .await;
     let served_again_after = shed_started.elapsed();
-    let beside = finish(&stop, apiserver, "on a kept-alive connection past the cap").await;
+    let beside = apiserver
+        .finish("on a kept-alive connection past the cap")
+        .await;
     reliability::record(
         "admission_hostile_connections::five_thousand_idle_connections",
         "5,000 idle connections, default --max-connections 1024",
@@ -334,9 +288,8 @@ async fn read_until_goaway(r: &mut (impl AsyncReadExt + Unpin)) -> Option<u32> {
 async fn http2_rapid_reset_is_cut_off() {
     let srv = TestServer::start().await;
     let ca = srv.pki.bundle.ca_cert.clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let h1 = bystander(srv.addr(), &ca, Http::H1, stop.clone());
-    let h2 = bystander(srv.addr(), &ca, Http::H2, stop.clone());
+    let h1 = bystander(srv.addr(), &ca, Http::H1);
+    let h2 = bystander(srv.addr(), &ca, Http::H2);
     let attempts = 100_000u32;
     let mut connections = 0;
     let mut goaways = Vec::new();
@@ -386,8 +339,8 @@ async fn http2_rapid_reset_is_cut_off() {
     })
     .await
     .expect("the rapid-reset scenario finishes within 120 s");
-    let sent_h1 = finish(&stop, h1, "HTTP/1.1 beside rapid reset").await;
-    let sent_h2 = finish(&stop, h2, "h2 beside rapid reset").await;
+    let sent_h1 = h1.finish("HTTP/1.1 beside rapid reset").await;
+    let sent_h2 = h2.finish("h2 beside rapid reset").await;
     // And after it.
     let (id, r) = valid_review("after-reset");
     srv.review(Http::H2, "validate", &r)

@@ -6,81 +6,31 @@
 
 mod support;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::bystander::Bystander;
 use support::reliability;
 use support::server::{
-    Answer, Http, ServeProcess, TestServer, as_stored, assert_clean, client_with, es_raw, post,
-    review, uid, valid_review,
+    Http, ServeProcess, TestServer, as_stored, assert_clean, client_with, es_raw, post, review, uid,
 };
 
 const BOTH: [Http; 2] = [Http::H1, Http::H2];
 /// Generous: a hang fails the test instead of stalling `make test`.
 const HANG: Duration = Duration::from_secs(180);
 
-/// Valid reviews sent one after another, alternating protocol and endpoint, until stopped:
-/// how many were sent and how many were not answered correctly (each such answer is kept).
-struct Bystander {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<(usize, Vec<String>)>,
-}
-
-impl Bystander {
-    fn start(addr: std::net::SocketAddr, ca: &str) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let clients = [
-            client_with(&[ca], Http::H1, false),
-            client_with(&[ca], Http::H2, false),
-        ];
-        let task = tokio::spawn({
-            let stop = stop.clone();
-            async move {
-                let (mut sent, mut failed) = (0usize, Vec::new());
-                while !stop.load(Ordering::SeqCst) || sent == 0 {
-                    let endpoint = ["mutate", "validate"][sent % 2];
-                    let c = &clients[(sent / 2) % 2];
-                    let (id, r) = valid_review("bystander");
-                    let url = support::server::url(addr, &format!("/{endpoint}?timeout=10s"));
-                    sent += 1;
-                    match post(c, &url, serde_json::to_vec(&r).unwrap()).await {
-                        Ok(a) if answers_allowed(&a, &id) => {}
-                        Ok(a) => failed.push(format!("HTTP {}: {}", a.status, a.text)),
-                        Err(e) => failed.push(format!("{e:?}")),
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                (sent, failed)
-            }
-        });
-        Bystander { stop, task }
-    }
-
-    /// Stop; (sent, failures), asserting there were none.
-    async fn finish(self, what: &str) -> usize {
-        self.stop.store(true, Ordering::SeqCst);
-        let (sent, failed) = self.task.await.unwrap();
-        assert!(
-            failed.is_empty(),
-            "{what}: {} of {sent} valid reviews failed: {:?}",
-            failed.len(),
-            &failed[..failed.len().min(3)]
-        );
-        sent
-    }
-}
-
-fn answers_allowed(a: &Answer, id: &str) -> bool {
-    a.status == 200
-        && a.json
-            .as_ref()
-            .is_some_and(|j| j["response"]["uid"] == id && j["response"]["allowed"] == true)
+/// Valid reviews alongside, alternating protocol and endpoint.
+fn bystander(addr: std::net::SocketAddr, ca: &str) -> Bystander {
+    let clients = vec![
+        client_with(&[ca], Http::H1, false),
+        client_with(&[ca], Http::H2, false),
+    ];
+    Bystander::start(
+        addr,
+        clients,
+        &["mutate", "validate"],
+        Duration::from_millis(5),
+    )
 }
 
 fn create(obj: &Value, tag: &str) -> (String, Value) {
@@ -95,7 +45,7 @@ fn create(obj: &Value, tag: &str) -> (String, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_three_mib_review_is_answered() {
     let srv = TestServer::start().await;
-    let bystander = Bystander::start(srv.addr(), &srv.pki.bundle.ca_cert);
+    let bystander = bystander(srv.addr(), &srv.pki.bundle.ca_cert);
     let mut obj = as_stored(es_raw(), "three-mib");
     // The object alone is 3 MiB: an annotation fills what the rest leaves.
     let rest = serde_json::to_vec(&obj).unwrap().len();
@@ -141,7 +91,7 @@ async fn a_valid_three_mib_review_is_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_hundred_thousand_ports_are_denied_clearly() {
     let srv = TestServer::start().await;
-    let bystander = Bystander::start(srv.addr(), &srv.pki.bundle.ca_cert);
+    let bystander = bystander(srv.addr(), &srv.pki.bundle.ca_cert);
     let mut full = as_stored(es_raw(), "ports");
     full["spec"]["ports"] = (0..100_000u32)
         .map(|i| json!({"number": 1024 + i % 60_000, "name": format!("p{i}"), "protocol": "HTTP"}))
@@ -231,7 +181,7 @@ fn assert_printable(v: &Value, what: &str) {
 async fn hostile_names_and_hosts_are_denied_escaped() {
     let srv = ServeProcess::spawn_logging("text", &[]);
     let ca = srv.pki.bundle.ca_cert.clone();
-    let bystander = Bystander::start(srv.addr, &ca);
+    let bystander = bystander(srv.addr, &ca);
     let clients = [
         client_with(&[&ca], Http::H1, false),
         client_with(&[&ca], Http::H2, false),

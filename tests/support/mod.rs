@@ -1,6 +1,7 @@
 //! Shared test helpers: the seed objects of the running example and object lookup.
 #![allow(dead_code)]
 
+pub mod bystander;
 pub mod istio_schema;
 pub mod istiod_rules;
 pub mod reliability;
