@@ -419,9 +419,7 @@ impl Controller {
                 .await
             {
                 Ok(r) => {
-                    report.created.extend(r.created);
-                    report.updated.extend(r.updated);
-                    report.deleted.extend(r.deleted);
+                    report.extend(r);
                 }
                 Err(e) => {
                     // Out of the desired state first, so that no other admission writes it into
@@ -498,9 +496,7 @@ impl Controller {
                         }
                     }
                     self.record_created(&steps, &r);
-                    report.created.extend(r.created);
-                    report.updated.extend(r.updated);
-                    report.deleted.extend(r.deleted);
+                    report.extend(r);
                     return Ok(report);
                 }
                 Err(WriteError::Stale(key)) if tokio::time::Instant::now() < deadline => {

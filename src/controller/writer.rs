@@ -69,6 +69,13 @@ impl Report {
     pub fn is_empty(&self) -> bool {
         self.created.is_empty() && self.updated.is_empty() && self.deleted.is_empty()
     }
+
+    /// Add what `other` sent to this report.
+    pub fn extend(&mut self, other: Report) {
+        self.created.extend(other.created);
+        self.updated.extend(other.updated);
+        self.deleted.extend(other.deleted);
+    }
 }
 
 /// One step to take back, with the resourceVersion our write left (`None`: unknown, the request
@@ -133,9 +140,7 @@ fn absorb(
             record(undo, u);
         }
     }
-    report.created.extend(step_report.created);
-    report.updated.extend(step_report.updated);
-    report.deleted.extend(step_report.deleted);
+    report.extend(step_report);
     match result {
         Ok(written) => {
             wrote(
