@@ -154,25 +154,29 @@ def floor(p, out):
     return Server("floor", cmd, port, p, f"{out}/floor.log")
 
 
-def oha(server, endpoint, review, seconds, rate, http2):
-    """One load run; the oha JSON summary reduced to the row's figures."""
+def oha_cmd(server, endpoint, review, seconds, rate, http2, connections=32):
+    """The oha command of one load run (JSON summary on stdout)."""
     cmd = ["taskset", "-c", LOAD_CPU, OHA, "--no-tui", "--output-format", "json",
            "-z", f"{seconds}s", "-m", "POST", "-D", review, "-T", "application/json",
            "--cacert", server.pki["ca"], "--cert", server.pki["client_cert"],
            "--key", server.pki["client_key"], "-t", "10s", "-w"]
     if http2:
         # One connection multiplexing streams, as an HTTP/2 client of a webhook does.
-        cmd += ["--http2", "-c", "1", "-p", "32"]
+        cmd += ["--http2", "-c", "1", "-p", str(connections)]
     else:
-        cmd += ["-c", "32"]
+        cmd += ["-c", str(connections)]
     if rate:
         # Scheduled sends with latency measured from the scheduled time (no coordinated omission).
         cmd += ["-q", str(rate), "--latency-correction"]
     cmd.append(f"{server.url}/{endpoint}?timeout=10s")
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"oha failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
-    j = json.loads(r.stdout)
+    return cmd
+
+
+def oha_figures(cmd, returncode, stdout, stderr):
+    """The oha JSON summary reduced to the row's figures."""
+    if returncode != 0:
+        raise SystemExit(f"oha failed ({returncode}): {' '.join(cmd)}\n{stderr[-2000:]}")
+    j = json.loads(stdout)
     s, pct = j["summary"], j["latencyPercentiles"]
     codes = j.get("statusCodeDistribution", {})
     kinds = j.get("errorDistribution", {})
@@ -188,6 +192,13 @@ def oha(server, endpoint, review, seconds, rate, http2):
         "requests": sum(codes.values()), "errors": errors,
         "aborted_at_deadline": aborted, "error_kinds": kinds,
     }
+
+
+def oha(server, endpoint, review, seconds, rate, http2):
+    """One load run; the oha JSON summary reduced to the row's figures."""
+    cmd = oha_cmd(server, endpoint, review, seconds, rate, http2)
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    return oha_figures(cmd, r.returncode, r.stdout, r.stderr)
 
 
 def count(inputs):

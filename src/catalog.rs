@@ -7,15 +7,23 @@
 //! from the apiserver once, and validates again. So an object created a moment ago, whose watch
 //! event has not arrived yet, never causes a denial. A static catalog has no refresher: what the
 //! files hold is the whole truth.
+//!
+//! Nobody waits to read (issue 13): the current snapshot is an immutable `Arc<Snapshot>` behind
+//! an [`ArcSwap`]. A review loads it (no lock) and decides on it; a writer (a watch event, an
+//! admission entering the overlay, a re-list) changes a private clone under the overlay's mutex
+//! and publishes it in one store. The snapshot's persistent maps make that clone a few reference
+//! counts, and a change copies only the path to what it touches. Reviews and `/readyz` never
+//! wait for a writer, and writers never wait for a review.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{
-    Arc, Mutex, RwLock,
+    Arc, Mutex, MutexGuard,
     atomic::{AtomicBool, AtomicU64, Ordering},
 };
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -139,8 +147,11 @@ pub struct Admitted {
 }
 
 pub struct Catalog {
-    snapshot: RwLock<Snapshot>,
-    /// The overlay; always locked after `snapshot`, never the other way round.
+    /// The current version, replaced whole by each change.
+    snapshot: ArcSwap<Snapshot>,
+    /// The overlay. Its mutex is also the writers' lock: every change of `snapshot` is made and
+    /// published under it, so that the overlay and the published snapshot agree for anyone who
+    /// holds it.
     pending: Mutex<HashMap<ObjectKey, Pending>>,
     seq: AtomicU64,
     synced: AtomicBool,
@@ -166,7 +177,7 @@ impl Catalog {
     /// An empty catalog, not yet synced (`/readyz` stays false until `mark_synced`).
     pub fn new(opts: &Options) -> Self {
         Catalog {
-            snapshot: RwLock::new(Snapshot::new(Vec::new(), opts)),
+            snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new(), opts)),
             pending: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
             synced: AtomicBool::new(false),
@@ -186,7 +197,7 @@ impl Catalog {
     /// A synced catalog of the objects of `snap` (defaulted by the caller).
     pub fn from_snapshot(snap: Snapshot, opts: &Options) -> Self {
         Catalog {
-            snapshot: RwLock::new(snap),
+            snapshot: ArcSwap::from_pointee(snap),
             pending: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
             synced: AtomicBool::new(true),
@@ -207,13 +218,31 @@ impl Catalog {
         &self.opts
     }
 
-    /// Run `f` on the current snapshot. Writers wait while readers validate: validation is
-    /// microseconds and never awaits, so the lock is never held across I/O.
+    /// Run `f` on the current snapshot. No lock: a writer publishing meanwhile does not
+    /// change the version `f` sees.
     pub fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
-        // A panic while holding the lock cannot leave a half-applied insert (insert is
-        // remove-then-add of one key), so a poisoned lock is still consistent.
-        let guard = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
-        f(&guard)
+        f(&self.snapshot.load())
+    }
+
+    /// The current snapshot, to keep (several computations on one version).
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The writers' lock (the overlay's mutex). A panic while holding it cannot leave a
+    /// half-published change (the snapshot is replaced whole, or not), so a poisoned lock is
+    /// still consistent.
+    fn writing(&self) -> MutexGuard<'_, HashMap<ObjectKey, Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A private copy of the current snapshot to change (shares every node until changed).
+    fn draft(&self) -> Snapshot {
+        Snapshot::clone(&self.snapshot.load())
+    }
+
+    fn publish(&self, snap: Snapshot) {
+        self.snapshot.store(Arc::new(snap));
     }
 
     /// Insert or replace an object (defaulted by the caller): what a watch says is stored.
@@ -230,25 +259,24 @@ impl Catalog {
 
     /// The watches' word on one key: `Some` stored, `None` gone.
     fn stored(&self, key: ObjectKey, obj: Option<Object>) {
-        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(p) = pending.get_mut(&key) {
-                match &obj {
-                    Some(o) if same_content(o, &p.admitted) => {
-                        pending.remove(&key);
-                    }
-                    _ => {
-                        // Older than the admission (or someone else's later change, which
-                        // admission will see too): the admitted version stays until then.
-                        p.stored = obj;
-                        return;
-                    }
+        let mut pending = self.writing();
+        if let Some(p) = pending.get_mut(&key) {
+            match &obj {
+                Some(o) if same_content(o, &p.admitted) => {
+                    pending.remove(&key);
+                }
+                _ => {
+                    // Older than the admission (or someone else's later change, which
+                    // admission will see too): the admitted version stays until then.
+                    p.stored = obj;
+                    return;
                 }
             }
         }
+        let mut snap = self.draft();
         let affected = self.set(&mut snap, &key, obj);
-        drop(snap);
+        self.publish(snap);
+        drop(pending);
         self.announce(affected);
     }
 
@@ -300,27 +328,26 @@ impl Catalog {
     pub fn admit(&self, obj: Object) -> Admitted {
         let key = object_key(&obj);
         let seq = self.seq.fetch_add(1, Ordering::SeqCst);
-        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.writing();
+        let mut snap = self.draft();
         let mut parents = affected_parents(&snap, &obj);
         let current = snap.get(&obj);
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let stored = match pending.remove(&key) {
-                Some(p) => p.stored,
-                None => current,
-            };
-            pending.insert(
-                key.clone(),
-                Pending {
-                    seq,
-                    admitted: obj.clone(),
-                    since: Instant::now(),
-                    stored,
-                },
-            );
-        }
+        let stored = match pending.remove(&key) {
+            Some(p) => p.stored,
+            None => current,
+        };
+        pending.insert(
+            key.clone(),
+            Pending {
+                seq,
+                admitted: obj.clone(),
+                since: Instant::now(),
+                stored,
+            },
+        );
         snap.insert(obj.clone());
         parents.extend(affected_parents(&snap, &obj));
+        self.publish(snap);
         Admitted { key, seq, parents }
     }
 
@@ -328,22 +355,21 @@ impl Catalog {
     /// version is visible again, and the affected parents are announced so that the controller
     /// puts right whatever the rollback could not.
     pub fn revert(&self, admitted: &Admitted) {
-        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        let stored = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            match pending.get(&admitted.key) {
-                Some(p) if p.seq == admitted.seq => pending.remove(&admitted.key).map(|p| p.stored),
-                // A later admission of the same object owns the entry now.
-                _ => None,
-            }
+        let mut pending = self.writing();
+        let stored = match pending.get(&admitted.key) {
+            Some(p) if p.seq == admitted.seq => pending.remove(&admitted.key).map(|p| p.stored),
+            // A later admission of the same object owns the entry now.
+            _ => None,
         };
         let Some(stored) = stored else {
             return;
         };
+        let mut snap = self.draft();
         let mut affected = self
             .set(&mut snap, &admitted.key, stored)
             .unwrap_or_default();
-        drop(snap);
+        self.publish(snap);
+        drop(pending);
         affected.extend(admitted.parents.iter().cloned());
         self.announce(Some(affected));
     }
@@ -351,7 +377,7 @@ impl Catalog {
     /// Admissions pending for longer than `grace`: the caller asks the apiserver what is stored
     /// and calls [`Catalog::settle`].
     pub fn pending_older_than(&self, grace: Duration) -> Vec<ObjectKey> {
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let pending = self.writing();
         pending
             .iter()
             .filter(|(_, p)| p.since.elapsed() >= grace)
@@ -363,52 +389,42 @@ impl Catalog {
     /// what it says is stored replaces the admitted version, whatever it is. An admission that
     /// was refused later in the apiserver's chain ends here.
     pub fn settle(&self, key: &ObjectKey, live: Option<Object>) {
-        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        if self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key)
-            .is_none()
-        {
+        let mut pending = self.writing();
+        if pending.remove(key).is_none() {
             return;
         }
+        let mut snap = self.draft();
         let affected = self.set(&mut snap, key, live);
-        drop(snap);
+        self.publish(snap);
+        drop(pending);
         self.announce(affected);
     }
 
     /// Run `f` on the snapshot as it would be with `obj` (defaulted) stored, without keeping it:
-    /// under the write lock, `obj` replaces its stored version and the stored version is put
-    /// back afterwards, so no reader ever sees it. `f` also gets the parents `obj` affected
-    /// before the swap.
+    /// `obj` goes into a private copy of the current version, which nobody else sees, and no
+    /// lock is held. `f` also gets the parents `obj` affected in the current version.
     pub fn with_object<T>(
         &self,
         obj: &Object,
         f: impl FnOnce(BTreeSet<ParentRef>, &Snapshot) -> T,
     ) -> T {
-        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        let before = affected_parents(&snap, obj);
-        let stored = snap.get(obj);
-        snap.insert(obj.clone());
-        let out = f(before, &snap);
-        match stored {
-            Some(old) => snap.insert(old),
-            None => snap.remove(obj),
-        }
-        out
+        let current = self.snapshot.load_full();
+        let before = affected_parents(&current, obj);
+        let mut view = Snapshot::clone(&current);
+        view.insert(obj.clone());
+        f(before, &view)
     }
 
     /// The parent as stored (the watch's version), `None` while an admission of it is pending
     /// or when it does not exist: a status describes what the apiserver has.
     pub fn stored_parent(&self, p: &ParentRef) -> Option<Object> {
         let holder = placeholder(p.kind.as_str(), &p.namespace, &p.name)?;
-        let snap = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Under the writers' lock, the overlay and the published snapshot agree.
+        let pending = self.writing();
         if pending.contains_key(&object_key(&holder)) {
             return None;
         }
-        snap.get(&holder)
+        self.snapshot.load().get(&holder)
     }
 
     /// Receive, for every later change, the parents whose companions it may change.
@@ -441,7 +457,9 @@ impl Catalog {
     /// the caller), in one step: what a full re-list of a watch says is the whole truth (but
     /// for pending admissions, as in [`Catalog::upsert`]).
     pub fn replace_kind(&self, kind: &str, objects: Vec<Object>) {
-        let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        // Readers keep deciding on the version before the re-list until it is published whole.
+        let mut pending = self.writing();
+        let mut snap = self.draft();
         let mut listed: HashMap<ObjectKey, Object> = objects
             .into_iter()
             .filter(|o| o.kind_name() == kind)
@@ -456,15 +474,12 @@ impl Catalog {
         let mut affected = self.subscribed().then(BTreeSet::new);
         for key in keys {
             let obj = listed.remove(&key);
-            {
-                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(p) = pending.get_mut(&key) {
-                    if obj.as_ref().is_some_and(|o| same_content(o, &p.admitted)) {
-                        pending.remove(&key);
-                    } else {
-                        p.stored = obj;
-                        continue;
-                    }
+            if let Some(p) = pending.get_mut(&key) {
+                if obj.as_ref().is_some_and(|o| same_content(o, &p.admitted)) {
+                    pending.remove(&key);
+                } else {
+                    p.stored = obj;
+                    continue;
                 }
             }
             // Unchanged objects (most of a re-list) affect nothing.
@@ -474,7 +489,8 @@ impl Catalog {
                 all.extend(a);
             }
         }
-        drop(snap);
+        self.publish(snap);
+        drop(pending);
         self.announce(affected);
     }
 

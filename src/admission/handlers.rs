@@ -245,10 +245,6 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
             );
         }
     };
-    let guard = st
-        .companions
-        .as_ref()
-        .map(|c| c.guard_identities.as_slice());
     // The one parse of the body, and what it and the decision may hold, reserved first; the
     // body's bytes are not needed after it (their reservation stays, for the tree's strings).
     if !st
@@ -257,22 +253,29 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
     {
         return overloaded(&st, endpoint, started);
     }
-    let decoded = review::decode(&body);
-    drop(body);
-    if let Ok(req) = &decoded
-        && !st
-            .inflight
-            .try_reserve(&mut held, budget::decide_cost(req.decided_values()))
-    {
-        return overloaded(&st, endpoint, started);
-    }
+    let large = body.len() >= OFF_WORKER_BYTES;
+    let decided = if large {
+        let shared = st.clone();
+        match off_worker(move || decode_and_decide(&shared, endpoint, &body, held)).await {
+            Some(decided) => decided,
+            None => return stopping(&st, endpoint, started),
+        }
+    } else {
+        let decided = decode_and_decide(&st, endpoint, &body, held);
+        drop(body);
+        decided
+    };
+    let (mut outcome, mut req, held) = match decided {
+        (None, _) => return overloaded(&st, endpoint, started),
+        (Some((outcome, req)), held) => (outcome, req, held),
+    };
     let decide = |req: &mut review::RequestIn| {
+        let guard = st
+            .companions
+            .as_ref()
+            .map(|c| c.guard_identities.as_slice());
         st.catalog
             .read(|snap| review::decide(endpoint, req, snap, &st.opts, guard))
-    };
-    let (mut outcome, mut req) = match decoded {
-        Ok(mut req) => (decide(&mut req), Some(req)),
-        Err(invalid) => (*invalid, None),
     };
     // A denial for a missing reference may come from a cache that has not seen a brand-new
     // object yet: look the references up once (cluster catalog only), then decide again.
@@ -345,7 +348,99 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
         started,
     );
     let status = StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::BAD_REQUEST);
-    answer(status, &outcome.review, held, st.review_timeout)
+    let review = outcome.review;
+    // The answer to a large review (a defaults patch of a multi-megabyte object) is encoded off
+    // the workers too.
+    let encoded = if large {
+        match off_worker(move || serde_json::to_vec(&review)).await {
+            Some(encoded) => encoded,
+            None => return stopping(&st, endpoint, started),
+        }
+    } else {
+        serde_json::to_vec(&review)
+    };
+    answer(status, encoded, held, st.review_timeout)
+}
+
+/// Bodies from this size on are parsed, decided and answered on tokio's blocking pool, not on
+/// an async worker. Parsing runs at some hundreds of MB/s: a 3 MiB review holds a thread for
+/// milliseconds (a 2-core machine has two workers), during which every other review, `/readyz`
+/// and the watches on that worker would wait. Below 64 KiB (well over any usual review, which
+/// is a few KiB) it is tens of microseconds, less than the hand-off to another thread costs.
+/// How many such reviews run at once is bounded by `--max-inflight-bytes`, whose reservation
+/// each holds before it gets here.
+pub const OFF_WORKER_BYTES: usize = 64 * 1024;
+
+/// Run `f` on the blocking pool; `None` when the runtime is shutting down and cancelled it
+/// before it started. A panic in it is raised again here, so that it ends the review the way a
+/// panic on the worker does (the catch-panic layer's 500).
+async fn off_worker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => Some(v),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
+    }
+}
+
+/// The answer to a review the process can no longer decide because it is stopping: 503, for
+/// the apiserver to retry against another replica (counted with the refused ones: retry).
+fn stopping(st: &AppState, endpoint: Endpoint, started: Instant) -> Response {
+    tracing::warn!(
+        endpoint = endpoint.as_str(),
+        "review refused: the process is stopping"
+    );
+    record(
+        st,
+        endpoint,
+        "other",
+        "other",
+        review::Verdict::Overloaded,
+        started,
+    );
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        review::rejection(
+            503,
+            "ServiceUnavailable",
+            "the webhook is stopping: retry".to_string(),
+        ),
+    )
+}
+
+/// The outcome, and the request when it could be read (for a second decision after a live
+/// lookup); `None`: what the parsed review may hold does not fit in `--max-inflight-bytes`.
+type Decided = Option<(review::Outcome, Option<review::RequestIn>)>;
+
+/// The one parse of the body and the decision on the current snapshot; the reservation comes
+/// back grown by what the parsed request may hold.
+fn decode_and_decide(
+    st: &AppState,
+    endpoint: Endpoint,
+    body: &[u8],
+    mut held: Reservation,
+) -> (Decided, Reservation) {
+    let decoded = review::decode(body);
+    if let Ok(req) = &decoded
+        && !st
+            .inflight
+            .try_reserve(&mut held, budget::decide_cost(req.decided_values()))
+    {
+        return (None, held);
+    }
+    let decided = match decoded {
+        Ok(mut req) => {
+            let guard = st
+                .companions
+                .as_ref()
+                .map(|c| c.guard_identities.as_slice());
+            let outcome = st
+                .catalog
+                .read(|snap| review::decide(endpoint, &mut req, snap, &st.opts, guard));
+            Some((outcome, Some(req)))
+        }
+        Err(invalid) => Some((*invalid, None)),
+    };
+    (decided, held)
 }
 
 /// The answer to a decided review. Its body keeps what the review reserved, trimmed to the
@@ -353,11 +448,11 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
 /// stays inside `--max-inflight-bytes` until it is on its way.
 fn answer(
     status: StatusCode,
-    review: &ReviewOut,
+    encoded: serde_json::Result<Vec<u8>>,
     held: Reservation,
     deadline: Duration,
 ) -> Response {
-    let bytes = match serde_json::to_vec(review) {
+    let bytes = match encoded {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "encoding an answer failed (bug)");

@@ -457,7 +457,12 @@ impl Controller {
         undo: &mut Vec<writer::Undo>,
     ) -> Result<Report, AdmitError> {
         let one: BTreeSet<ParentRef> = [p.clone()].into();
-        if self.covered_already(p, &one, before, seq) {
+        // One expansion of `p` serves the check below and the first plan, unless the catalog
+        // changed in between (a Gateway shared by 20,000 ExternalServices is an O(20,000)
+        // expansion, so this is most of an admission's CPU at that scale).
+        let mut snap = self.catalog.current();
+        let mut desired = expand_parents(&snap, &self.opts, &one);
+        if self.covered_already(p, &desired, before, seq) {
             return Ok(Report::default());
         }
         let _held = tokio::time::timeout_at(deadline, self.locks.lock_all(&one))
@@ -467,8 +472,16 @@ impl Controller {
         let mut fresh = self.recent_of(p);
         let mut report = Report::default();
         loop {
+            // `seen` before the snapshot: every admission numbered up to it published its
+            // object first, so the snapshot holds it. An unchanged snapshot (the same Arc, still
+            // held, so never a reused address) means nothing was published since it was
+            // expanded, and its expansion holds for `seen` too.
             let seen = self.admissions.load(Ordering::SeqCst);
-            let desired = self.catalog.read(|s| expand_parents(s, &self.opts, &one));
+            let now = self.catalog.current();
+            if !Arc::ptr_eq(&now, &snap) {
+                snap = now;
+                desired = expand_parents(&snap, &self.opts, &one);
+            }
             let observed = fresher(self.observed.of_parent(p), &fresh);
             let mut steps = plan::plan(&desired, &observed);
             steps.retain(|s| s.is_delete() == deletes);
@@ -520,13 +533,12 @@ impl Controller {
     fn covered_already(
         &self,
         p: &ParentRef,
-        one: &BTreeSet<ParentRef>,
+        desired: &[crate::istio::IstioObject],
         before: Option<&[crate::istio::IstioObject]>,
         seq: u64,
     ) -> bool {
-        let desired = self.catalog.read(|s| expand_parents(s, &self.opts, one));
         let keys: BTreeSet<plan::CompanionKey> = match before {
-            Some(before) => changed_keys(before, &desired),
+            Some(before) => changed_keys(before, desired),
             None => desired
                 .iter()
                 .map(plan::CompanionKey::of_desired)

@@ -6,11 +6,19 @@
 //! Memory (issue 12): each object is one allocation of its own size behind an `Arc` (in the
 //! maps' nodes it was inline, and nodes are a third empty), and the indexes' value sets are
 //! [`SmallSet`]s, exact for the usual one element.
+//!
+//! Sharing (issue 13): the maps are `imbl`'s persistent maps, so a clone is a few reference
+//! counts and a changed clone shares every untouched node with the original. The catalog
+//! publishes each version as an immutable `Arc<Snapshot>` (readers never wait for a writer), and
+//! admission looks at "the catalog plus the object under review" by changing a clone, never the
+//! shared version. With std maps either would be a copy of every object's index entries.
 
 mod small_set;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use imbl::{HashMap, OrdMap, OrdSet};
 
 pub use small_set::SmallSet;
 
@@ -40,11 +48,11 @@ pub type DestRef = (Key, usize);
 #[derive(Default, Clone, Debug)]
 pub struct Snapshot {
     cluster: String,
-    external_services: BTreeMap<Key, Arc<ExternalService>>,
-    virtual_gateways: BTreeMap<Key, Arc<VirtualGateway>>,
-    access_policies: BTreeMap<Key, Arc<AccessPolicy>>,
-    services: BTreeMap<Key, Arc<Service>>,
-    service_accounts: BTreeMap<Key, Arc<ServiceAccount>>,
+    external_services: OrdMap<Key, Arc<ExternalService>>,
+    virtual_gateways: OrdMap<Key, Arc<VirtualGateway>>,
+    access_policies: OrdMap<Key, Arc<AccessPolicy>>,
+    services: OrdMap<Key, Arc<Service>>,
+    service_accounts: OrdMap<Key, Arc<ServiceAccount>>,
 
     /// (namespace, address) → ExternalServices declaring it (E4).
     es_by_address: HashMap<Key, SmallSet<Key>>,
@@ -53,7 +61,7 @@ pub struct Snapshot {
     /// ExternalService name → AccessPolicy destinations naming it (A14, E26).
     ap_dest_by_name: HashMap<String, SmallSet<DestRef>>,
     /// AccessPolicy destinations of kind EXTERNAL_SERVICE that select by labels only.
-    ap_dest_by_labels: BTreeSet<DestRef>,
+    ap_dest_by_labels: OrdSet<DestRef>,
     services_by_ns: HashMap<String, SmallSet<String>>,
     service_accounts_by_ns: HashMap<String, SmallSet<String>>,
     /// Namespace named by a ServiceAccount or SERVICE destination selector of an AccessPolicy → those
@@ -587,7 +595,11 @@ static ANY: ObjectSelector = ObjectSelector {
     workspace: None,
 };
 
-fn remove_from<K: std::hash::Hash + Eq, V: Ord>(map: &mut HashMap<K, SmallSet<V>>, k: &K, v: &V) {
+fn remove_from<K: std::hash::Hash + Eq + Clone, V: Ord + Clone>(
+    map: &mut HashMap<K, SmallSet<V>>,
+    k: &K,
+    v: &V,
+) {
     if let Some(set) = map.get_mut(k) {
         set.remove(v);
         if set.is_empty() {
