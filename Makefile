@@ -115,15 +115,18 @@ bench: $(OHA) $(CONTROLPLANE)
 	if [ "$(BENCH_CONTROLLER)" = 1 ]; then $(MAKE) bench-controller; fi && \
 	OHA=$(OHA) python3 bench/report.py --started $$started
 
-## Drain and certificate rotation at 1,500 reviews/s (oha), and the hostile-input, outage and
-## concurrency tests with their figures recorded, into RELIABILITY.md (~10 min).
-RELIABILITY_TESTS ?= --test admission_hostile_input --test admission_hostile_connections --test admission_rss
+## Drain and certificate rotation at 1,500 reviews/s (oha), small reviews beside 3 MiB reviews,
+## and the hostile-input, outage and concurrency tests with their figures recorded, into
+## RELIABILITY.md (~12 min).
+RELIABILITY_TESTS ?= --test admission_hostile_input --test admission_hostile_connections --test admission_rss \
+	--test admission_no_blocking
 reliability: $(OHA) $(CONTROLPLANE)
 	@started=$$(date -u +%Y-%m-%dT%H:%M:%SZ) && set -e && rm -rf bench/out/reliability && \
 	mkdir -p bench/out/reliability && \
 	$(CARGO) build --locked --release --bin egress-webhook && \
 	RELIABILITY_OUT=$(CURDIR)/bench/out/reliability/tests.jsonl $(CARGO) test --locked $(RELIABILITY_TESTS) && \
 	OHA=$(OHA) python3 bench/reliability.py && \
+	OHA=$(OHA) python3 bench/blocking.py --out bench/out/reliability/blocking && \
 	python3 bench/reliability_report.py --started $$started
 
 ## The companion controller on local control planes: 20,000 ExternalServices + 10,000

@@ -44,6 +44,18 @@ def main():
         path = os.path.join(OUT, name)
         if os.path.exists(path):
             rows += [json.loads(line) for line in open(path) if line.strip()]
+    # Small reviews alone and beside 3 MiB reviews (bench/blocking.py): item 4, no blocking.
+    path = os.path.join(OUT, "blocking", "blocking.jsonl")
+    if os.path.exists(path):
+        for line in open(path):
+            b = json.loads(line)
+            what = f"/validate of the running example's ExternalService at {b['rate']:,}/s over HTTP/1.1, {b['seconds']} s"
+            if b["case"] == "beside":
+                what += (f", while 3 MiB reviews ({b['large_review']}) go to /validate at {b['large_rate']}/s "
+                         f"(achieved {b['large_achieved_per_s']}/s, {b['large_errors']} errors, p99 {b['large_p99_ms']} ms)")
+            rows.append({"scenario": f"small reviews {b['case']}" + (" 3 MiB reviews" if b["case"] == "beside" else ""),
+                         "what": what, "requests": b["requests"], "errors_total": b["errors"],
+                         **{k: b[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms", "achieved_per_s")}})
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
     md = ["# Reliability\n",
