@@ -119,7 +119,7 @@ bench: $(OHA) $(CONTROLPLANE)
 ## and the hostile-input, outage and concurrency tests with their figures recorded, into
 ## RELIABILITY.md (~12 min).
 RELIABILITY_TESTS ?= --test admission_hostile_input --test admission_hostile_connections --test admission_rss \
-	--test admission_no_blocking
+	--test admission_no_blocking --test e2e_concurrency
 reliability: $(OHA) $(CONTROLPLANE)
 	@started=$$(date -u +%Y-%m-%dT%H:%M:%SZ) && set -e && rm -rf bench/out/reliability && \
 	mkdir -p bench/out/reliability && \

@@ -11,8 +11,15 @@
 //! AuthorizationPolicy to its AccessPolicy), so a lost update shows as a companion that lacks a
 //! host: the AuthorizationPolicy of `ap-3` must allow exactly the hosts of `es-3`, `es-23` and
 //! `es-43`, whichever was admitted first. The oracle is the pure expansion of the stored parents.
+//!
+//! An apply the webhook refuses because its companions could not be written within its budget
+//! (HTTP 429, "retry": nothing was changed) is applied again, as a user or a CD tool does; on a
+//! 2-core machine running 70 kubectl processes, the control plane and other builds at once, a
+//! few of them are (see the figures each run records). What may not happen is an apply
+//! refused for another reason, a retry that is refused as often as we try, or an update lost.
 
 mod e2e;
+mod support;
 
 use std::sync::{
     Arc,
@@ -30,6 +37,24 @@ const POLICIES: usize = 20;
 const CHURN_NS: &str = "concurrent-churn";
 /// ExternalServices the churn cycles through (created, then deleted, in turn).
 const CHURN_SERVICES: usize = 3;
+/// Attempts per apply, the first included, when the webhook says "retry".
+const ATTEMPTS: u32 = 5;
+
+/// Apply `doc`, again (after 1, 2, 3... s) while the webhook refuses it with 429 "retry":
+/// the last result and the number of attempts.
+fn apply_retrying(dev: &DevCluster, doc: &str) -> (e2e::Kubectl, u32) {
+    let mut attempt = 1;
+    loop {
+        let out = apply(dev, doc, &[]);
+        let refused_retry =
+            !out.ok && out.stderr.contains("TooManyRequests") && out.stderr.contains("retry");
+        if !refused_retry || attempt == ATTEMPTS {
+            return (out, attempt);
+        }
+        std::thread::sleep(Duration::from_secs(attempt.into()));
+        attempt += 1;
+    }
+}
 
 /// The gateway the VirtualGateway selects (its Service, as the Istio chart makes it), the
 /// VirtualGateway, and the ServiceAccounts the policies allow: applied before the race.
@@ -118,15 +143,7 @@ fn shuffled(docs: Vec<String>) -> Vec<String> {
     out
 }
 
-// Measured on the 2-core machine next to other builds (load 11-20), with per-parent locks held
-// only for that parent's write, group commit and resourceVersion preconditions: 1 of 5 runs
-// passed (70 applies in 11.4 s), the others refused 1-60 of the 70 applies, now mostly because
-// single companion writes (the apiserver calls this webhook's guard for each) did not answer
-// within the 6 s companion budget; before the change 0 of 2 passed at load 23 (24 and 26
-// refused, most waiting for the VirtualGateway's lock). Run on demand until that is solved:
-// `cargo test --test e2e_concurrency -- --ignored`.
 #[test]
-#[ignore = "70 parallel applies overrun the 6 s companion budget under heavy load (issue 13, item 7)"]
 fn parallel_applies_lose_no_update() {
     let Some((dev, _serial)) = shared() else {
         return;
@@ -153,12 +170,13 @@ fn parallel_applies_lose_no_update() {
             let dev = dev.clone();
             std::thread::spawn(move || {
                 let t = Instant::now();
-                let out = apply(&dev, &doc, &[]);
+                let (out, attempts) = apply_retrying(&dev, &doc);
                 (
                     out.ok,
                     format!("{}{}", out.stdout, out.stderr),
                     doc,
                     t.elapsed(),
+                    attempts,
                 )
             })
         })
@@ -168,6 +186,8 @@ fn parallel_applies_lose_no_update() {
     stop.store(true, Ordering::SeqCst);
     let (churn_calls, churn_failed) = churner.join().unwrap();
     let slowest = results.iter().map(|r| r.3).max().unwrap_or_default();
+    let retried = results.iter().filter(|r| r.4 > 1).count();
+    let retries: u32 = results.iter().map(|r| r.4 - 1).sum();
     let failed: Vec<_> = results.iter().filter(|r| !r.0).collect();
     assert!(failed.is_empty(), "applies failed: {failed:#?}");
     assert!(churn_calls >= 2, "the churn ran: {churn_calls} calls");
@@ -189,8 +209,20 @@ fn parallel_applies_lose_no_update() {
     let converged = started.elapsed();
     last.unwrap_or_else(|e| panic!("companions after {converged:?}: {e}"));
     eprintln!(
-        "{} parallel applies returned in {applied:.1?} (slowest {slowest:.1?}) next to {churn_calls} churn calls; companions equal the expansion after {converged:.1?}",
+        "{} parallel applies returned in {applied:.1?} (slowest {slowest:.1?}; {retried} refused with \"retry\" and applied again, {retries} retries) next to {churn_calls} churn calls; companions equal the expansion after {converged:.1?}",
         SERVICES + POLICIES
+    );
+    support::reliability::record(
+        "e2e_concurrency::parallel_applies_lose_no_update",
+        "parallel applies through one VirtualGateway",
+        serde_json::json!({
+            "what": format!("{SERVICES} ExternalServices sharing a VirtualGateway + {POLICIES} AccessPolicies, one kubectl apply each, all at once, next to a churning namespace"),
+            "applies": SERVICES + POLICIES, "failed": failed.len(), "lost": 0,
+            "refused_with_retry_then_applied": retried, "retries": retries,
+            "applies_returned_s": applied.as_secs_f64(), "slowest_apply_s": slowest.as_secs_f64(),
+            "companions_right_after_s": converged.as_secs_f64(), "churn_calls": churn_calls,
+            "load_average": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("").to_string(),
+        }),
     );
     // Each policy's AuthorizationPolicy names the hosts of exactly its services: the oracle
     // above compares whole specs; this says it in the test's own terms for one policy.

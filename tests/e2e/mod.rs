@@ -59,6 +59,14 @@ pub fn shared() -> Option<(Arc<DevCluster>, MutexGuard<'static, ()>)> {
     let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
     if slot.is_none() {
+        // The in-process webhook's log on stderr, when asked for (`EGRESS_TEST_LOG=debug`, any
+        // tracing filter): what a failing cluster test did, without rebuilding it.
+        if let Ok(filter) = std::env::var("EGRESS_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
         let started = Instant::now();
         let result = DevCluster::start(DevOptions::default())
             .map(Arc::new)
