@@ -1,9 +1,11 @@
 //! The pure core: defaults, rules, snapshot and expansion. No I/O happens below this module,
 //! so `check`, `render` and the admission server all call exactly the same code.
 
+pub mod access;
 pub mod defaults;
 pub mod expand;
 pub mod findings;
+pub mod mesh_config;
 pub mod names;
 pub mod object;
 pub mod rules;
