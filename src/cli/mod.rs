@@ -5,6 +5,8 @@
 //! outside it (`load` for reading input files, `crds` for the CRD text, `certs` for the
 //! webhook's certificates).
 
+pub mod access;
+pub mod access_text;
 pub mod certs;
 pub mod check;
 pub mod dev;

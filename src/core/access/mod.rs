@@ -11,6 +11,7 @@
 pub mod decide;
 pub mod pattern;
 pub mod policy;
+pub mod report;
 pub mod route;
 pub mod rule;
 pub mod tri;
