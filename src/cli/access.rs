@@ -10,6 +10,7 @@ use crate::core::access::{
     self, Policy, TrustDomains, Verdict,
     report::{Query, Report, report},
 };
+use crate::core::expand::metadata;
 use crate::core::mesh_config::{self, MeshConfig};
 use crate::core::{
     self, Object, Snapshot, defaults::default_object, expand::expand, findings::has_errors,
@@ -42,20 +43,29 @@ pub struct AccessArgs {
     /// ConfigMap. Without it: Istio's defaults (outbound ALLOW_ANY, root namespace istio-system).
     #[arg(long, value_name = "FILE")]
     pub mesh_config: Option<String>,
+    /// Read the live cluster: its objects, AuthorizationPolicies and mesh ConfigMap (files
+    /// replace the cluster's version of an object; `--mesh-config` replaces the ConfigMap).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<String>,
     /// Files or directories of YAML/JSON, AuthorizationPolicies included; `-` reads stdin.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "kubeconfig")]
     pub inputs: Vec<String>,
 }
 
-/// Everything `access` evaluates, from files (or, later, a cluster).
+/// Everything `access` evaluates: the files' objects, and the cluster's when asked.
 pub struct Inputs {
     pub objects: Vec<Object>,
+    /// The cluster's objects (defaulted); the files' replace theirs.
+    pub cluster: Option<Vec<Object>>,
+    /// User-written AuthorizationPolicies: the cluster's first, the files' after (and in place).
     pub user_policies: Vec<Raw>,
+    /// The cluster's mesh ConfigMap, when it has one.
+    pub cluster_mesh: Option<(String, MeshConfig)>,
     pub notes: Vec<String>,
 }
 
 pub fn run(args: &AccessArgs, out: &mut impl Write, err: &mut impl Write) -> i32 {
-    let (loaded, user_policies) = match load::load_inputs_with_authorization_policies(&args.inputs)
+    let (loaded, file_policies) = match load::load_inputs_with_authorization_policies(&args.inputs)
     {
         Ok(l) => l,
         Err(e) => {
@@ -63,11 +73,46 @@ pub fn run(args: &AccessArgs, out: &mut impl Write, err: &mut impl Write) -> i32
             return EXIT_USAGE;
         }
     };
-    let inputs = Inputs {
+    let mut inputs = Inputs {
         objects: loaded.objects.into_iter().map(|l| l.object).collect(),
-        user_policies,
+        cluster: None,
+        user_policies: Vec::new(),
+        cluster_mesh: None,
         notes: loaded.notes,
     };
+    if let Some(kubeconfig) = &args.kubeconfig {
+        let cluster = match super::cluster_input::read(kubeconfig, &args.core.options(), true) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writeln!(err, "error: --kubeconfig {kubeconfig}: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        inputs.notes.extend(cluster.notes);
+        // The generated policies are computed again from the same objects; the cluster's
+        // copies of them could only be older.
+        inputs.user_policies = cluster
+            .policies
+            .into_iter()
+            .filter(|p| {
+                p.pointer("/metadata/labels")
+                    .and_then(|l| l.get(metadata::MANAGED_BY))
+                    .and_then(serde_json::Value::as_str)
+                    != Some(metadata::MANAGER)
+            })
+            .map(|value| Raw {
+                source: format!("cluster of {kubeconfig}"),
+                value,
+            })
+            .collect();
+        // `istio` is the default revision's; a revisioned one only when there is no default.
+        inputs.cluster_mesh = cluster
+            .mesh
+            .into_iter()
+            .min_by_key(|(name, _)| name != "istio");
+        inputs.cluster = Some(cluster.objects);
+    }
+    inputs.user_policies.extend(file_policies);
     evaluate(args, inputs, out, err)
 }
 
@@ -86,7 +131,11 @@ pub fn evaluate(
         }
     };
     let mesh = match &args.mesh_config {
-        None => MeshConfig::default(),
+        None => inputs
+            .cluster_mesh
+            .clone()
+            .map(|(_, m)| m)
+            .unwrap_or_default(),
         Some(path) => match std::fs::read_to_string(path)
             .map_err(|e| format!("{path}: {e}"))
             .and_then(|t| mesh_config::parse(path, &t))
@@ -102,7 +151,10 @@ pub fn evaluate(
         let _ = writeln!(err, "{n}");
     }
     let opts = args.core.options();
-    let findings = core::check(&inputs.objects, &opts);
+    let findings = match &inputs.cluster {
+        None => core::check(&inputs.objects, &opts),
+        Some(cluster) => core::check_against(&inputs.objects, cluster, &opts),
+    };
     if has_errors(&findings) {
         for f in &findings {
             let _ = writeln!(err, "{f}");
@@ -114,8 +166,11 @@ pub fn evaluate(
         );
         return EXIT_USAGE;
     }
-    let accounts: Vec<(String, String)> = inputs
-        .objects
+    let objects: Vec<Object> = match &inputs.cluster {
+        None => inputs.objects,
+        Some(cluster) => core::overlay(cluster, &inputs.objects),
+    };
+    let accounts: Vec<(String, String)> = objects
         .iter()
         .filter_map(|o| match o {
             Object::ServiceAccount(sa) => Some((
@@ -128,10 +183,7 @@ pub fn evaluate(
             _ => None,
         })
         .collect();
-    let snapshot = Snapshot::new(
-        inputs.objects.into_iter().map(|o| default_object(o, &opts)),
-        &opts,
-    );
+    let snapshot = Snapshot::new(objects.into_iter().map(|o| default_object(o, &opts)), &opts);
     let policies = match policies(&snapshot, &opts, &inputs.user_policies, err) {
         Ok(p) => p,
         Err(e) => {
@@ -187,20 +239,25 @@ fn policies(
     err: &mut impl Write,
 ) -> Result<Vec<Policy>, String> {
     let mut out = access::generated_policies(&expand(snap, opts)).map_err(|e| e.to_string())?;
+    let generated = out.len();
     for raw in user {
         let p = access::policy::decode(&raw.value).map_err(|e| format!("{}: {e}", raw.source))?;
+        // A later input replaces an earlier one of the same name (files over the cluster).
         if let Some(i) = out
             .iter()
             .position(|g| g.namespace == p.namespace && g.name == p.name)
         {
-            let _ = writeln!(
-                err,
-                "note: {}: AuthorizationPolicy {}/{} has the name of a generated one; the webhook would not overwrite it, so it is evaluated in its place",
-                raw.source, p.namespace, p.name
-            );
-            out.remove(i);
+            if i < generated {
+                let _ = writeln!(
+                    err,
+                    "note: {}: AuthorizationPolicy {}/{} has the name of a generated one; the webhook would not overwrite it, so it is evaluated in its place",
+                    raw.source, p.namespace, p.name
+                );
+            }
+            out[i] = p;
+        } else {
+            out.push(p);
         }
-        out.push(p);
     }
     Ok(out)
 }
