@@ -17,6 +17,7 @@ blocks = {
     "check-output": "```\n" + run(["check", ex]) + "```",
     "check-missing-vg-output": "```\n" + run(["check", f"{ex}/10-egress-gateway-service.yaml", f"{ex}/20-service-accounts.yaml", f"{ex}/40-externalservice.yaml", f"{ex}/50-accesspolicy.yaml"]) + "```",
     "render-output": "```yaml\n" + run(["render", ex]) + "```",
+    "access-output": "```\n" + run(["access", "--host", "httpbin.org", ex]) + "```",
     "rules-table": run(["rules", "--markdown"]).rstrip("\n"),
 }
 # "Run the webhook locally": the real server with the running example, and the review of

@@ -52,6 +52,28 @@ pub fn load_each(
     inputs: &[String],
     each: &mut dyn FnMut(Loaded),
 ) -> Result<Vec<String>, LoadError> {
+    load_each_keeping(inputs, each, &mut Keep::Nothing)
+}
+
+/// Documents of kinds the core does not take that a command still wants, handed over raw.
+pub enum Keep<'a> {
+    Nothing,
+    /// AuthorizationPolicies (`access` evaluates them; they never enter the Snapshot).
+    AuthorizationPolicies(&'a mut Vec<Raw>),
+}
+
+/// A document kept as parsed, and where it came from.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    pub value: Value,
+    pub source: String,
+}
+
+fn load_each_keeping(
+    inputs: &[String],
+    each: &mut dyn FnMut(Loaded),
+    keep: &mut Keep<'_>,
+) -> Result<Vec<String>, LoadError> {
     let mut notes = Vec::new();
     for input in inputs {
         if input == "-" {
@@ -62,7 +84,7 @@ pub fn load_each(
                     source,
                 }
             })?;
-            load_text_each("<stdin>", &text, each, &mut notes)?;
+            load_text_each("<stdin>", &text, each, &mut notes, keep)?;
             continue;
         }
         for file in expand_path(Path::new(input))? {
@@ -71,7 +93,7 @@ pub fn load_each(
                 path: name.clone(),
                 source,
             })?;
-            load_text_each(&name, &text, each, &mut notes)?;
+            load_text_each(&name, &text, each, &mut notes, keep)?;
         }
     }
     Ok(notes)
@@ -108,7 +130,13 @@ fn expand_path(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// Parse one file's text and decode its objects into `out`.
 pub fn load_text(file: &str, text: &str, out: &mut LoadResult) -> Result<(), LoadError> {
     let objects = &mut out.objects;
-    load_text_each(file, text, &mut |l| objects.push(l), &mut out.notes)
+    load_text_each(
+        file,
+        text,
+        &mut |l| objects.push(l),
+        &mut out.notes,
+        &mut Keep::Nothing,
+    )
 }
 
 /// Documents parsed at a time: enough for every core to have work, few enough that their
@@ -120,6 +148,7 @@ fn load_text_each(
     text: &str,
     each: &mut dyn FnMut(Loaded),
     notes: &mut Vec<String>,
+    keep: &mut Keep<'_>,
 ) -> Result<(), LoadError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
@@ -130,12 +159,12 @@ fn load_text_each(
             location: format!("{file}:{}", e.line()),
             message: format!("invalid JSON: {e}"),
         })?;
-        return decode_document(file, first_line, doc, each, notes);
+        return decode_document(file, first_line, doc, each, notes, keep);
     }
     let chunks = yaml_documents(text);
     for batch in chunks.chunks(BATCH) {
         for (line, doc) in parse_yaml_chunks(file, batch)? {
-            decode_document(file, line, doc, each, notes)?;
+            decode_document(file, line, doc, each, notes, keep)?;
         }
     }
     Ok(())
@@ -148,9 +177,19 @@ fn decode_document(
     doc: Value,
     each: &mut dyn FnMut(Loaded),
     notes: &mut Vec<String>,
+    keep: &mut Keep<'_>,
 ) -> Result<(), LoadError> {
     let location = format!("{file}:{line}");
     for value in flatten_lists(doc) {
+        if let Keep::AuthorizationPolicies(kept) = keep
+            && crate::core::access::policy::is_authorization_policy(&value)
+        {
+            kept.push(Raw {
+                value,
+                source: location.clone(),
+            });
+            continue;
+        }
         match Object::from_value(value) {
             Ok(object) => each(Loaded {
                 object,
@@ -292,4 +331,19 @@ fn flatten_lists(doc: Value) -> Vec<Value> {
     } else {
         vec![doc]
     }
+}
+
+/// [`load_inputs`] for `access`: also returns the AuthorizationPolicy documents, raw (they are
+/// evaluated, not checked, and are not part of the Snapshot).
+pub fn load_inputs_with_authorization_policies(
+    inputs: &[String],
+) -> Result<(LoadResult, Vec<Raw>), LoadError> {
+    let mut objects = Vec::new();
+    let mut policies = Vec::new();
+    let notes = load_each_keeping(
+        inputs,
+        &mut |l| objects.push(l),
+        &mut Keep::AuthorizationPolicies(&mut policies),
+    )?;
+    Ok((LoadResult { objects, notes }, policies))
 }

@@ -9,8 +9,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use egress_webhook::cli::{
-    self, certs::CertsArgs, check::CheckArgs, dev::DevArgs, render::RenderArgs, serve::ServeArgs,
-    webhook_config::WebhookConfigArgs,
+    self, access::AccessArgs, certs::CertsArgs, check::CheckArgs, dev::DevArgs, render::RenderArgs,
+    serve::ServeArgs, webhook_config::WebhookConfigArgs,
 };
 
 #[derive(Parser)]
@@ -30,6 +30,8 @@ enum Command {
     Check(CheckArgs),
     /// Print the Istio objects the webhook would write for the objects in the files.
     Render(RenderArgs),
+    /// Who can reach an external host through the egress gateway (exit with --from: 0 allowed, 1 denied, 3 depends on the request).
+    Access(AccessArgs),
     /// Print the CustomResourceDefinitions of ExternalService, VirtualGateway and AccessPolicy.
     Crds,
     /// List every rule the webhook enforces (id, action, kind, summary).
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => cli::check::run(&args, &mut out().lock(), &mut err().lock()),
         Command::Render(args) => cli::render::run(&args, &mut out().lock(), &mut err().lock()),
+        Command::Access(args) => cli::access::run(&args, &mut out().lock(), &mut err().lock()),
         Command::Crds => print_or_fail(egress_webhook::crds::render()),
         Command::Rules { markdown } => {
             print!("{}", cli::rules::render(markdown));

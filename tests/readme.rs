@@ -54,6 +54,11 @@ fn readme_blocks_match_the_commands() {
         "{fix}"
     );
     assert_eq!(
+        block(&readme, "access-output"),
+        format!("```\n{}```", run(&["access", "--host", "httpbin.org", ex])),
+        "{fix}"
+    );
+    assert_eq!(
         block(&readme, "rules-table"),
         run(&["rules", "--markdown"]).trim_end(),
         "{fix}"

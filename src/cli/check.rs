@@ -21,6 +21,10 @@ pub struct CheckArgs {
     /// text: one line per finding; json: a JSON document for machines.
     #[arg(long, short, value_enum, default_value_t)]
     pub output: OutputFormat,
+    /// Check against this cluster's objects (files replace the cluster's version of an object),
+    /// as the admission would: its exact messages.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<String>,
     /// Files or directories of YAML/JSON (multi-document, `kind: List`); `-` reads stdin.
     #[arg(required = true)]
     pub inputs: Vec<String>,
@@ -35,10 +39,24 @@ pub fn run(args: &CheckArgs, out: &mut impl Write, err: &mut impl Write) -> i32 
         }
     };
     let objects: Vec<_> = loaded.objects.into_iter().map(|l| l.object).collect();
-    let findings = core::check(&objects, &args.core.options());
+    let opts = args.core.options();
+    let mut notes = loaded.notes;
+    let findings = match &args.kubeconfig {
+        None => core::check(&objects, &opts),
+        Some(kubeconfig) => match super::cluster_input::read(kubeconfig, &opts, false) {
+            Ok(cluster) => {
+                notes.extend(cluster.notes);
+                core::check_against(&objects, &cluster.objects, &opts)
+            }
+            Err(e) => {
+                let _ = writeln!(err, "error: --kubeconfig {kubeconfig}: {e}");
+                return EXIT_USAGE;
+            }
+        },
+    };
     let written = match args.output {
-        OutputFormat::Text => write_text(out, &loaded.notes, &findings),
-        OutputFormat::Json => write_json(out, &loaded.notes, objects.len(), &findings),
+        OutputFormat::Text => write_text(out, &notes, &findings),
+        OutputFormat::Json => write_json(out, &notes, objects.len(), &findings),
     };
     if let Err(e) = written {
         let _ = writeln!(err, "error: writing output: {e}");

@@ -5,8 +5,11 @@
 //! outside it (`load` for reading input files, `crds` for the CRD text, `certs` for the
 //! webhook's certificates).
 
+pub mod access;
+pub mod access_text;
 pub mod certs;
 pub mod check;
+pub mod cluster_input;
 pub mod dev;
 pub mod render;
 pub mod rules;

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod config;
 pub mod dev;
 pub mod identity;
+pub mod live;
 pub mod self_signed;
 pub mod webhook;
 

@@ -1,9 +1,11 @@
 //! The pure core: defaults, rules, snapshot and expansion. No I/O happens below this module,
 //! so `check`, `render` and the admission server all call exactly the same code.
 
+pub mod access;
 pub mod defaults;
 pub mod expand;
 pub mod findings;
+pub mod mesh_config;
 pub mod names;
 pub mod object;
 pub mod rules;
@@ -65,4 +67,41 @@ pub fn check(objects: &[Object], opts: &Options) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// `check --kubeconfig`: the objects of the files checked against a cluster's (`cluster`,
+/// defaulted), each file object replacing the cluster's version of it, and validated as the
+/// admission would see its apply: an update of the stored version when there is one, else a
+/// create. Only the files' objects are reported on.
+pub fn check_against(files: &[Object], cluster: &[Object], opts: &Options) -> Vec<Finding> {
+    let defaulted: Vec<Object> = files
+        .iter()
+        .map(|o| defaults::default_object(o.clone(), opts))
+        .collect();
+    let snapshot = Snapshot::new(overlay(cluster, &defaulted), opts);
+    let mut out = Vec::new();
+    for (written, defaulted) in files.iter().zip(&defaulted) {
+        let id = written.id();
+        let stored = cluster.iter().find(|c| c.id() == id);
+        let op = match stored {
+            Some(old) => Operation::Update(old),
+            None => Operation::Create,
+        };
+        out.extend(rules::validate_defaulted(
+            written, defaulted, &snapshot, opts, op,
+        ));
+    }
+    out
+}
+
+/// The cluster's objects with each of `files` in place of the cluster's version (same kind,
+/// namespace and name), the files' new objects appended.
+pub fn overlay(cluster: &[Object], files: &[Object]) -> Vec<Object> {
+    let ids: std::collections::BTreeSet<ObjectId> = files.iter().map(Object::id).collect();
+    cluster
+        .iter()
+        .filter(|c| !ids.contains(&c.id()))
+        .chain(files)
+        .cloned()
+        .collect()
 }
