@@ -18,5 +18,6 @@ pub mod core;
 pub mod crds;
 pub mod istio;
 pub mod load;
+pub mod memory;
 pub mod metrics;
 pub mod watch_health;

@@ -6,27 +6,13 @@ mod support;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use support::{seed_files_except, text};
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_egress-webhook"))
         .args(args)
         .output()
         .expect("binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
-fn seed_files_except(skip: &str) -> Vec<String> {
-    let dir = support::repo_path("manifests/examples");
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
-        .filter(|p| !p.ends_with(skip))
-        .collect();
-    files.sort();
-    files
 }
 
 fn access(extra: &[&str], files: &[String]) -> Output {

@@ -389,6 +389,26 @@ fn stopping(st: &AppState, endpoint: Endpoint, started: Instant) -> Response {
         endpoint = endpoint.as_str(),
         "review refused: the process is stopping"
     );
+    refused(
+        st,
+        endpoint,
+        started,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "the webhook is stopping: retry".to_string(),
+    )
+}
+
+/// A review refused before it was decided, to be retried (429, 503): counted as overloaded,
+/// answered with `Retry-After`.
+fn refused(
+    st: &AppState,
+    endpoint: Endpoint,
+    started: Instant,
+    status: StatusCode,
+    reason: &'static str,
+    message: String,
+) -> Response {
     record(
         st,
         endpoint,
@@ -397,14 +417,10 @@ fn stopping(st: &AppState, endpoint: Endpoint, started: Instant) -> Response {
         review::Verdict::Overloaded,
         started,
     );
-    json_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        review::rejection(
-            503,
-            "ServiceUnavailable",
-            "the webhook is stopping: retry".to_string(),
-        ),
-    )
+    let mut resp = json_response(status, review::rejection(status.as_u16(), reason, message));
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 /// The outcome, and the request when it could be read (for a second decision after a live
@@ -492,28 +508,17 @@ fn overloaded(st: &AppState, endpoint: Endpoint, started: Instant) -> Response {
         cap = st.inflight.capacity(),
         "review refused: review bytes in flight at --max-inflight-bytes"
     );
-    record(
+    refused(
         st,
         endpoint,
-        "other",
-        "other",
-        review::Verdict::Overloaded,
         started,
-    );
-    let mut resp = json_response(
         StatusCode::TOO_MANY_REQUESTS,
-        review::rejection(
-            429,
-            "TooManyRequests",
-            format!(
-                "too many review bytes in flight (--max-inflight-bytes {}): retry",
-                st.inflight.capacity()
-            ),
+        "TooManyRequests",
+        format!(
+            "too many review bytes in flight (--max-inflight-bytes {}): retry",
+            st.inflight.capacity()
         ),
-    );
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    resp
+    )
 }
 
 /// Write the companions of everything the admitted object affects, before answering. The

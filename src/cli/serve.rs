@@ -240,7 +240,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             n += 1;
         })?;
         tracing::info!(objects = n, "catalog loaded from files");
-        Arc::new(Catalog::from_snapshot(snap, &opts))
+        let catalog = Arc::new(Catalog::from_snapshot(snap, &opts));
+        crate::memory::release_after_burst();
+        catalog
     } else {
         let (client, source) = match &args.kubeconfig {
             Some(path) => (

@@ -81,3 +81,20 @@ pub fn deny_destinationrules_policy(parent: &str) -> String {
     .unwrap()
     .replace("PARENT", parent)
 }
+
+/// Bytes as text (lossy), for output and messages.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// The files of the running example (manifests/examples), sorted, but those ending in `skip`.
+pub fn seed_files_except(skip: &str) -> Vec<String> {
+    let dir = repo_path("manifests/examples");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| !p.ends_with(skip))
+        .collect();
+    files.sort();
+    files
+}
