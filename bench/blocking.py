@@ -71,6 +71,33 @@ def main():
                 rows.add(**row)
         finally:
             srv.stop()
+    table(os.path.join(out, "blocking.jsonl"), os.path.join(out, "blocking.md"))
+
+
+def table(jsonl, md):
+    """The rows of this run as a markdown table (bench/results/blocking.md is one of them)."""
+    import json
+    import platform
+    rows = [json.loads(line) for line in open(jsonl)]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=A.ROOT).stdout.strip()
+    lines = ["# small reviews beside 3 MiB reviews\n",
+             f"`bench/blocking.py`, {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, commit {commit}, "
+             f"{os.cpu_count()} cores, kernel {platform.release()}. `serve` with the running example and the "
+             "41,000-object catalog on CPU 0 (one async worker), oha on CPU 1; small: /validate of the running "
+             f"example's ExternalService at {SMALL_RATE:,}/s over HTTP/1.1; beside: while {LARGE_CONNECTIONS} "
+             f"connections send the largest legal review (es-large-update.json, about 3 MiB) at {LARGE_RATE}/s.\n",
+             "| build | case | small p50 | p90 | p99 | p99.9 | max | achieved/s | errors | large/s | large p99 | large errors | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| " + " | ".join(str(x) for x in [
+            r["build"], r["case"], f"{r['p50_ms']} ms", f"{r['p90_ms']} ms", f"{r['p99_ms']} ms",
+            f"{r['p999_ms']} ms", f"{r['max_ms']} ms", r["achieved_per_s"], r["errors"],
+            r.get("large_achieved_per_s", "–"), f"{r['large_p99_ms']} ms" if "large_p99_ms" in r else "–",
+            r.get("large_errors", "–"), r["load_before"]]) + " |")
+    with open(md, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
