@@ -71,6 +71,8 @@ pub struct Snapshot {
     /// Name → namespaces, for selectors that name an object in any namespace.
     es_namespaces_by_name: HashMap<String, SmallSet<String>>,
     sa_namespaces_by_name: HashMap<String, SmallSet<String>>,
+    /// EgressGuardrails and the namespaces' labels they select by (issue 14).
+    guardrails: super::guardrails::Guardrails,
 }
 
 impl Snapshot {
@@ -153,6 +155,16 @@ impl Snapshot {
 
     pub fn cluster(&self) -> &str {
         &self.cluster
+    }
+
+    /// The EgressGuardrails and namespace labels (kept apart from the objects: neither is a
+    /// parent of companions, and neither has rules of the Gloo kinds).
+    pub fn guardrails(&self) -> &super::guardrails::Guardrails {
+        &self.guardrails
+    }
+
+    pub fn guardrails_mut(&mut self) -> &mut super::guardrails::Guardrails {
+        &mut self.guardrails
     }
 
     /// Insert or replace (same kind, namespace and name).
