@@ -167,6 +167,22 @@ impl Snapshot {
         &mut self.guardrails
     }
 
+    /// ExternalServices with their keys, as stored (shared): the guardrail audit tells a changed
+    /// object from an unchanged one by pointer, without comparing content.
+    pub fn external_service_entries(&self) -> impl Iterator<Item = (&Key, &Arc<ExternalService>)> {
+        self.external_services.iter()
+    }
+
+    /// One ExternalService as stored (shared); see `external_service_entries`.
+    pub fn external_service_entry(&self, k: &Key) -> Option<&Arc<ExternalService>> {
+        self.external_services.get(k)
+    }
+
+    /// AccessPolicies with their keys, as stored (shared); see `external_service_entries`.
+    pub fn access_policy_entries(&self) -> impl Iterator<Item = (&Key, &Arc<AccessPolicy>)> {
+        self.access_policies.iter()
+    }
+
     /// Insert or replace (same kind, namespace and name).
     pub fn insert(&mut self, obj: Object) {
         self.remove(&obj);

@@ -62,11 +62,7 @@ pub fn violations(
     let mut out = Vec::new();
     match (obj, op) {
         (Object::ExternalService(es), Operation::Create | Operation::Update(_)) => {
-            for c in snap.guardrails().governing(obj.namespace()) {
-                let mut sink = Sink::new(obj.id(), c);
-                external_service(es, c, snap, &mut sink);
-                out.extend(sink.done());
-            }
+            out = external_service_violations(es, snap);
         }
         (Object::AccessPolicy(ap), Operation::Delete) => {
             access_policy_change(ap, None, snap, &mut out);
@@ -81,6 +77,33 @@ pub fn violations(
         _ => {}
     }
     out
+}
+
+/// Every guardrail violation of an ExternalService (defaulted), as admission of it would see
+/// them (the audit's unit of work).
+pub fn external_service_violations(es: &ExternalService, snap: &Snapshot) -> Vec<Violation> {
+    let ns = own_namespace(es);
+    let id = ObjectId {
+        kind: "ExternalService".to_string(),
+        namespace: ns.to_string(),
+        name: es.metadata.name.clone().unwrap_or_default(),
+    };
+    let mut out = Vec::new();
+    for c in snap.guardrails().governing(ns) {
+        let mut sink = Sink::new(id.clone(), c);
+        external_service(es, c, snap, &mut sink);
+        out.extend(sink.done());
+    }
+    out
+}
+
+/// The keys of the ExternalServices an AccessPolicy selects (the audit follows them when the
+/// policy changes).
+pub fn selected_keys(ap: &AccessPolicy, snap: &Snapshot) -> BTreeSet<Key> {
+    selected(ap, snap)
+        .into_iter()
+        .map(|(_, es)| es_key(es))
+        .collect()
 }
 
 /// Collects one guardrail's findings on one object.

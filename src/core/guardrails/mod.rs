@@ -8,6 +8,7 @@
 //!   enforcement action);
 //! * `dns_glob`: the host globs.
 
+pub mod audit;
 pub mod dns_glob;
 pub mod evaluate;
 pub mod validate;
