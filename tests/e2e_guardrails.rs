@@ -291,3 +291,98 @@ fn gateway_and_access_policy_requirements_deny_violators_and_admit_conforming_ob
         kubectl(&dev, &["delete", "egressguardrail", g]).expect_ok("delete guardrail");
     }
 }
+
+/// The guardrail's status as kubectl shows it.
+fn guardrail_status(dev: &DevCluster, name: &str) -> serde_json::Value {
+    kubectl(dev, &["get", "egressguardrail", name, "-o", "json"])
+        .expect_ok("get guardrail")
+        .json()["status"]
+        .clone()
+}
+
+fn metric_line(dev: &DevCluster, guardrail: &str, action: &str) -> Option<String> {
+    let text = dev.webhook_metrics_text().expect("in-process metrics");
+    let prefix = format!(
+        "egress_webhook_guardrail_violations{{guardrail=\"{guardrail}\",action=\"{action}\"}} "
+    );
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .map(|l| l[prefix.len()..].to_string())
+}
+
+#[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
+fn audit_finds_existing_violators_in_status_and_metric_and_a_fix_clears_both() {
+    let Some((dev, _serial)) = shared() else {
+        return;
+    };
+    let ns = "g-audit";
+    namespace_with_labels(&dev, ns, "e2e-guardrail: audit");
+    // Exists before the guardrail: only the audit can find it.
+    apply(&dev, &httpbin(ns, "1"), &[]).expect_ok("pre-existing ExternalService");
+    let name = "e2e-audit";
+    let t = Instant::now();
+    apply_guardrail(
+        &dev,
+        name,
+        "  namespaceSelector: {matchLabels: {e2e-guardrail: audit}}\n  allowedHosts: [\"*.example.com\"]\n  enforcementAction: audit\n",
+        "audit",
+    );
+    // The dev cluster audits every 2 s: within one interval (and the write), status and metric.
+    let found = |total: i64| {
+        let st = guardrail_status(&dev, name);
+        st["totalViolations"] == total
+            && metric_line(&dev, name, "audit").as_deref() == Some(&total.to_string())
+    };
+    assert!(
+        eventually(Duration::from_secs(6), || found(1)),
+        "status {} / metric {:?}",
+        guardrail_status(&dev, name),
+        metric_line(&dev, name, "audit")
+    );
+    eprintln!(
+        "audit status and metric agree {:?} after the guardrail was applied",
+        t.elapsed()
+    );
+    let st = guardrail_status(&dev, name);
+    assert_eq!(
+        st["violations"],
+        serde_json::json!([{
+            "object": {"kind": "ExternalService", "namespace": ns, "name": "httpbin.org"},
+            "rule": "G1",
+            "message": format!("spec.hosts[0]: host \"httpbin.org\" is not within allowedHosts of EgressGuardrail {name} (*.example.com)"),
+        }])
+    );
+    assert!(st["lastAuditTime"].is_string(), "{st}");
+    assert_eq!(st["conditions"][0]["reason"], "ViolationsFound", "{st}");
+
+    // Fixing the object clears both.
+    let fixed = httpbin(ns, "2").replace("hosts: [httpbin.org]", "hosts: [httpbin.example.com]");
+    apply(&dev, &fixed, &[]).expect_ok("fix");
+    let t = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(6), || found(0)),
+        "status {} / metric {:?}",
+        guardrail_status(&dev, name),
+        metric_line(&dev, name, "audit")
+    );
+    eprintln!("cleared {:?} after the fix", t.elapsed());
+    assert_eq!(
+        guardrail_status(&dev, name)["violations"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        guardrail_status(&dev, name)["conditions"][0]["reason"],
+        "NoViolations"
+    );
+
+    kubectl(&dev, &["delete", "egressguardrail", name]).expect_ok("delete guardrail");
+    assert!(
+        eventually(Duration::from_secs(6), || metric_line(&dev, name, "audit")
+            .is_none()),
+        "the metric of a deleted guardrail stays"
+    );
+}

@@ -167,8 +167,9 @@ impl Snapshot {
         &mut self.guardrails
     }
 
-    /// ExternalServices with their keys, as stored (shared): the guardrail audit tells a changed
-    /// object from an unchanged one by pointer, without comparing content.
+    /// ExternalServices with their keys, as stored (shared), in key order: the guardrail audit
+    /// tells a changed object from an unchanged one by pointer, without comparing content, in
+    /// one merge walk over its own sorted map (so the order matters).
     pub fn external_service_entries(&self) -> impl Iterator<Item = (&Key, &Arc<ExternalService>)> {
         self.external_services.iter()
     }

@@ -62,20 +62,27 @@ impl Auditor {
         let mut dirty: BTreeSet<Key> = BTreeSet::new();
         let mut dirty_ns: BTreeSet<String> = BTreeSet::new();
 
-        // ExternalServices: new, changed, gone.
-        let mut present: BTreeSet<&Key> = BTreeSet::new();
-        for (k, es) in snap.external_service_entries() {
-            present.insert(k);
-            if !self.es.get(k).is_some_and(|s| Arc::ptr_eq(&s.obj, es)) {
-                dirty.insert(k.clone());
+        // ExternalServices: new, changed, gone. Both sides iterate in key order, so one merge
+        // walk compares them without a lookup or an allocation per object (this walk is what an
+        // idle pass costs).
+        let mut objects = 0;
+        let mut gone: Vec<Key> = Vec::new();
+        {
+            let mut old = self.es.iter().peekable();
+            for (k, es) in snap.external_service_entries() {
+                objects += 1;
+                while let Some((ok, _)) = old.next_if(|(ok, _)| *ok < k) {
+                    gone.push(ok.clone());
+                }
+                match old.next_if(|(ok, _)| *ok == k) {
+                    Some((_, seen)) if Arc::ptr_eq(&seen.obj, es) => {}
+                    _ => {
+                        dirty.insert(k.clone());
+                    }
+                }
             }
+            gone.extend(old.map(|(k, _)| k.clone()));
         }
-        let gone: Vec<Key> = self
-            .es
-            .keys()
-            .filter(|k| !present.contains(k))
-            .cloned()
-            .collect();
         for k in gone {
             self.es.remove(&k);
             if let Some(names) = self.es_by_ns.get_mut(&k.0) {
@@ -173,7 +180,7 @@ impl Auditor {
         }
         PassStats {
             evaluated,
-            objects: present.len(),
+            objects,
         }
     }
 
