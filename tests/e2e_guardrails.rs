@@ -315,10 +315,14 @@ fn metric_line(dev: &DevCluster, guardrail: &str, action: &str) -> Option<String
     egress_skip_cluster_tests,
     ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
 )]
-fn audit_finds_existing_violators_in_status_and_metric_and_a_fix_clears_both() {
+fn audit_finds_existing_violators_in_status_metric_and_report_and_a_fix_clears_all_three() {
     let Some((dev, _serial)) = shared() else {
         return;
     };
+    // The OpenReports Report CRD, from the pinned copy: the audit writes Reports once it exists.
+    dev.cp()
+        .install_crds(&[e2e::repo("manifests/openreports/reports-crd-v0.2.1.yaml")])
+        .expect("install the Report CRD");
     let ns = "g-audit";
     namespace_with_labels(&dev, ns, "e2e-guardrail: audit");
     // Exists before the guardrail: only the audit can find it.
@@ -332,10 +336,30 @@ fn audit_finds_existing_violators_in_status_and_metric_and_a_fix_clears_both() {
         "audit",
     );
     // The dev cluster audits every 2 s: within one interval (and the write), status and metric.
+    let report = || {
+        let r = kubectl(
+            &dev,
+            &[
+                "get",
+                "reports.openreports.io",
+                "egress-webhook-guardrails",
+                "-n",
+                ns,
+                "-o",
+                "json",
+            ],
+        );
+        r.ok.then(|| r.json())
+    };
     let found = |total: i64| {
         let st = guardrail_status(&dev, name);
+        let in_report = match report() {
+            Some(r) => r["summary"]["fail"] == total,
+            None => total == 0,
+        };
         st["totalViolations"] == total
             && metric_line(&dev, name, "audit").as_deref() == Some(&total.to_string())
+            && in_report
     };
     assert!(
         eventually(Duration::from_secs(6), || found(1)),
@@ -344,7 +368,7 @@ fn audit_finds_existing_violators_in_status_and_metric_and_a_fix_clears_both() {
         metric_line(&dev, name, "audit")
     );
     eprintln!(
-        "audit status and metric agree {:?} after the guardrail was applied",
+        "audit status, metric and Report agree {:?} after the guardrail was applied",
         t.elapsed()
     );
     let st = guardrail_status(&dev, name);
@@ -358,6 +382,28 @@ fn audit_finds_existing_violators_in_status_and_metric_and_a_fix_clears_both() {
     );
     assert!(st["lastAuditTime"].is_string(), "{st}");
     assert_eq!(st["conditions"][0]["reason"], "ViolationsFound", "{st}");
+    let r = report().expect("the namespace's Report");
+    let result = &r["results"][0];
+    assert_eq!(r["results"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(
+        (
+            &result["policy"],
+            &result["rule"],
+            &result["result"],
+            &result["source"]
+        ),
+        (
+            &serde_json::json!(name),
+            &serde_json::json!("G1"),
+            &serde_json::json!("fail"),
+            &serde_json::json!("egress-webhook")
+        ),
+        "{r}"
+    );
+    assert_eq!(
+        result["resources"],
+        serde_json::json!([{"apiVersion": "networking.gloo.solo.io/v2", "kind": "ExternalService", "namespace": ns, "name": "httpbin.org"}])
+    );
 
     // Fixing the object clears both.
     let fixed = httpbin(ns, "2").replace("hosts: [httpbin.org]", "hosts: [httpbin.example.com]");
@@ -370,6 +416,10 @@ fn audit_finds_existing_violators_in_status_and_metric_and_a_fix_clears_both() {
         metric_line(&dev, name, "audit")
     );
     eprintln!("cleared {:?} after the fix", t.elapsed());
+    assert!(
+        report().is_none(),
+        "the Report of a clean namespace is deleted"
+    );
     assert_eq!(
         guardrail_status(&dev, name)["violations"],
         serde_json::json!([])

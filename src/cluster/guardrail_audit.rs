@@ -3,6 +3,8 @@
 //! replica, from its own catalog) and each guardrail's status (the controller's leader only, as
 //! for the other status writes).
 //!
+//! The leader also keeps one OpenReports Report per namespace (`guardrail_reports`).
+//!
 //! The status is written on every pass (one server-side apply per guardrail per interval) so
 //! that `lastAuditTime` says when the results were last confirmed; the violations list is capped
 //! at [`MAX_LISTED_VIOLATIONS`], `totalViolations` counts all.
@@ -47,7 +49,8 @@ async fn run(
     is_leader: IsLeader,
     interval: Duration,
 ) {
-    let api: Api<EgressGuardrail> = Api::all(client);
+    let api: Api<EgressGuardrail> = Api::all(client.clone());
+    let mut reports = super::guardrail_reports::Reports::default();
     let mut auditor = Auditor::new();
     let mut shown: BTreeSet<GuardrailLabels> = BTreeSet::new();
     let mut tick = tokio::time::interval(interval);
@@ -108,6 +111,9 @@ async fn run(
                 }
             }
         }
+        reports
+            .sync(&client, super::guardrail_reports::desired(&results))
+            .await;
     }
 }
 

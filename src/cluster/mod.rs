@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod config;
 pub mod dev;
 pub mod guardrail_audit;
+pub mod guardrail_reports;
 pub mod guardrail_watch;
 pub mod identity;
 pub mod live;

@@ -178,10 +178,7 @@ impl Auditor {
                 },
             );
         }
-        PassStats {
-            evaluated,
-            objects,
-        }
+        PassStats { evaluated, objects }
     }
 
     /// Every guardrail of the last pass, with its violations (none for a clean one).
