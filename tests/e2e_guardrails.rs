@@ -436,3 +436,89 @@ fn audit_finds_existing_violators_in_status_metric_and_report_and_a_fix_clears_a
         "the metric of a deleted guardrail stays"
     );
 }
+
+#[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
+fn lockdown_label_brings_the_network_policy_with_the_gateway_target_ports_and_takes_it_away() {
+    let Some((dev, _serial)) = shared() else {
+        return;
+    };
+    let gw = "g-lock-gw";
+    namespace_with_labels(&dev, gw, "");
+    // The egress gateway Service as Istio's chart installs it (80 -> 8080, 443 -> 8443) and an
+    // egress VirtualGateway selecting it.
+    apply(
+        &dev,
+        &repo_text("manifests/examples/10-egress-gateway-service.yaml")
+            .replace("namespace: istio-egress", &format!("namespace: {gw}")),
+        &[],
+    )
+    .expect_ok("gateway Service");
+    apply(&dev, &vg("lock-vg", gw), &[]).expect_ok("VirtualGateway");
+
+    let ns = "g-locked";
+    namespace_with_labels(&dev, ns, "egress-webhook.dev/lockdown: \"true\"");
+    let policy = || {
+        let r = kubectl(
+            &dev,
+            &[
+                "get",
+                "networkpolicy",
+                "egress-webhook-lockdown",
+                "-n",
+                ns,
+                "-o",
+                "json",
+            ],
+        );
+        r.ok.then(|| r.json())
+    };
+    let t = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(8), || policy().is_some()),
+        "no lockdown NetworkPolicy in {ns}"
+    );
+    eprintln!(
+        "lockdown NetworkPolicy appeared {:?} after the label",
+        t.elapsed()
+    );
+    let np = policy().unwrap();
+    assert_eq!(
+        np["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "egress-webhook"
+    );
+    // EGRESS.md §5: default-deny egress but DNS, istiod:15012 and the gateway pods' container ports.
+    assert_eq!(
+        np["spec"],
+        serde_json::json!({
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+                         "podSelector": {"matchLabels": {"app": "istiod"}}}],
+                 "ports": [{"protocol": "TCP", "port": 15012}]},
+                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": gw}},
+                         "podSelector": {"matchLabels": {"app": "istio-egressgateway", "istio": "egressgateway"}}}],
+                 "ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8443}]},
+            ],
+        })
+    );
+
+    kubectl(
+        &dev,
+        &["label", "namespace", ns, "egress-webhook.dev/lockdown-"],
+    )
+    .expect_ok("remove the label");
+    let t = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(8), || policy().is_none()),
+        "the lockdown NetworkPolicy stayed after the label went"
+    );
+    eprintln!("and was gone {:?} after the label was removed", t.elapsed());
+}

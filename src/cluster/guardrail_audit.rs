@@ -3,7 +3,8 @@
 //! replica, from its own catalog) and each guardrail's status (the controller's leader only, as
 //! for the other status writes).
 //!
-//! The leader also keeps one OpenReports Report per namespace (`guardrail_reports`).
+//! The leader also keeps one OpenReports Report per namespace (`guardrail_reports`) and the
+//! lockdown NetworkPolicies (`lockdown`) on the same tick.
 //!
 //! The status is written on every pass (one server-side apply per guardrail per interval) so
 //! that `lastAuditTime` says when the results were last confirmed; the violations list is capped
@@ -51,6 +52,7 @@ async fn run(
 ) {
     let api: Api<EgressGuardrail> = Api::all(client.clone());
     let mut reports = super::guardrail_reports::Reports::default();
+    let mut lockdown = super::lockdown::Lockdown::default();
     let mut auditor = Auditor::new();
     let mut shown: BTreeSet<GuardrailLabels> = BTreeSet::new();
     let mut tick = tokio::time::interval(interval);
@@ -61,7 +63,7 @@ async fn run(
             continue;
         }
         let started = Instant::now();
-        let (stats, results, stored) = catalog.read(|s| {
+        let (stats, results, stored, policies) = catalog.read(|s| {
             let stats = auditor.pass(s);
             let stored: BTreeMap<String, (Option<i64>, Option<Value>)> = s
                 .guardrails()
@@ -75,7 +77,14 @@ async fn run(
                     (c.name().to_string(), (g.metadata.generation, status))
                 })
                 .collect();
-            (stats, auditor.results(), stored)
+            let policies: BTreeMap<String, Value> = crate::core::lockdown::locked_namespaces(s)
+                .into_iter()
+                .map(|ns| {
+                    let np = crate::core::lockdown::network_policy(&ns, s);
+                    (ns, np)
+                })
+                .collect();
+            (stats, auditor.results(), stored, policies)
         });
         let took = started.elapsed();
         shown = update_metric(&metrics, &results, shown);
@@ -114,6 +123,7 @@ async fn run(
         reports
             .sync(&client, super::guardrail_reports::desired(&results))
             .await;
+        lockdown.sync(&client, policies).await;
     }
 }
 

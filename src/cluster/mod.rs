@@ -11,6 +11,7 @@ pub mod guardrail_reports;
 pub mod guardrail_watch;
 pub mod identity;
 pub mod live;
+pub mod lockdown;
 pub mod self_signed;
 pub mod webhook;
 

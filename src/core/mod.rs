@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod expand;
 pub mod findings;
 pub mod guardrails;
+pub mod lockdown;
 pub mod mesh_config;
 pub mod names;
 pub mod object;
