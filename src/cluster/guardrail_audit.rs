@@ -6,9 +6,9 @@
 //! The leader also keeps one OpenReports Report per namespace (`guardrail_reports`) and the
 //! lockdown NetworkPolicies (`lockdown`) on the same tick.
 //!
-//! The status is written on every pass (one server-side apply per guardrail per interval) so
-//! that `lastAuditTime` says when the results were last confirmed; the violations list is capped
-//! at [`MAX_LISTED_VIOLATIONS`], `totalViolations` counts all.
+//! A status is written when its results changed, and otherwise every 10 intervals (a heartbeat:
+//! `lastAuditTime` shows the audit runs, while an idle cluster sees almost no writes); the
+//! violations list is capped at [`MAX_LISTED_VIOLATIONS`], `totalViolations` counts all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -100,16 +100,25 @@ async fn run(
         if !is_leader() {
             continue;
         }
-        let now = Timestamp::now()
+        let now_ts = Timestamp::now()
             .round(Unit::Second)
-            .unwrap_or_else(|_| Timestamp::now())
-            .to_string();
+            .unwrap_or_else(|_| Timestamp::now());
+        let now = now_ts.to_string();
         for (name, audit) in &results {
             let (generation, previous) = stored.get(name).cloned().unwrap_or_default();
+            let desired = status(audit, generation, previous.as_ref(), &now);
+            if !needs_write(
+                previous.as_ref(),
+                &desired,
+                now_ts,
+                interval * HEARTBEAT_PASSES,
+            ) {
+                continue;
+            }
             let body = json!({
                 "apiVersion": format!("{POLICY_GROUP}/{POLICY_VERSION}"),
                 "kind": "EgressGuardrail",
-                "status": status(audit, generation, previous.as_ref(), &now),
+                "status": desired,
             });
             let params = PatchParams::apply(FIELD_MANAGER).force();
             match api.patch_status(name, &params, &Patch::Apply(&body)).await {
@@ -124,6 +133,42 @@ async fn run(
             .sync(&client, super::guardrail_reports::desired(&results))
             .await;
         lockdown.sync(&client, policies).await;
+    }
+}
+
+/// An unchanged status is written again only after this many intervals, so that an idle
+/// cluster sees one small write per guardrail per 10 intervals (10 min by default) rather than
+/// one every pass, and `lastAuditTime` still shows that the audit runs.
+const HEARTBEAT_PASSES: u32 = 10;
+
+/// Does the stored status differ from `desired` in more than `lastAuditTime`, or is its
+/// `lastAuditTime` older than `heartbeat`?
+fn needs_write(
+    previous: Option<&Value>,
+    desired: &Value,
+    now: Timestamp,
+    heartbeat: Duration,
+) -> bool {
+    let Some(previous) = previous else {
+        return true;
+    };
+    let without_time = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("lastAuditTime");
+        }
+        v
+    };
+    if without_time(previous) != without_time(desired) {
+        return true;
+    }
+    let last = previous
+        .get("lastAuditTime")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    match last {
+        Some(t) => now.duration_since(t).unsigned_abs() >= heartbeat,
+        None => true,
     }
 }
 
@@ -216,4 +261,45 @@ pub fn status(
         status["conditions"][0]["observedGeneration"] = json!(g);
     }
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::guardrails::Action;
+
+    #[test]
+    fn an_unchanged_status_is_written_again_only_after_the_heartbeat() {
+        let audit = GuardrailAudit {
+            action: Action::Audit,
+            violations: Vec::new(),
+        };
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let stored = status(&audit, Some(1), None, &t0.to_string());
+        let later = |secs: i64| t0 + jiff_secs(secs);
+        let desired = |at: Timestamp| status(&audit, Some(1), Some(&stored), &at.to_string());
+        let beat = Duration::from_secs(600);
+        assert!(needs_write(None, &desired(t0), t0, beat), "no status yet");
+        assert!(!needs_write(
+            Some(&stored),
+            &desired(later(60)),
+            later(60),
+            beat
+        ));
+        assert!(needs_write(
+            Some(&stored),
+            &desired(later(600)),
+            later(600),
+            beat
+        ));
+        let changed = status(&audit, Some(2), Some(&stored), &later(60).to_string());
+        assert!(
+            needs_write(Some(&stored), &changed, later(60), beat),
+            "a new generation"
+        );
+    }
+
+    fn jiff_secs(s: i64) -> k8s_openapi::jiff::SignedDuration {
+        k8s_openapi::jiff::SignedDuration::from_secs(s)
+    }
 }

@@ -71,15 +71,20 @@ pub struct Reports {
 impl Reports {
     /// Bring the Reports in line with `want`; nothing when the CRD is not installed.
     pub async fn sync(&mut self, client: &Client, want: BTreeMap<String, Vec<Value>>) {
+        // Idle and clean: no request at all (not even the discovery of the CRD).
+        if self.listed && want.is_empty() && self.written.is_empty() {
+            return;
+        }
         match client
             .list_api_group_resources(&format!("{GROUP}/{VERSION}"))
             .await
         {
             Ok(list) if list.resources.iter().any(|r| r.name == "reports") => {}
-            // Not installed (or not readable): nothing to do; written again once it is.
+            // Not installed (or not readable): no Report of ours can exist; they are written
+            // once it is installed and there is something to report.
             _ => {
                 self.written.clear();
-                self.listed = false;
+                self.listed = true;
                 return;
             }
         }
