@@ -348,8 +348,8 @@ fn rbac_has_no_wildcards_and_no_secrets_or_pods_in_the_base() {
     }
 }
 
-/// Status and events (src/controller/status.rs, events.rs): exactly `patch` on the three status
-/// subresources and `create`/`patch` on `events.k8s.io` events, in every tree; nothing on the
+/// Status and events (src/controller/status.rs, events.rs, cluster/guardrail_audit.rs): exactly
+/// `patch` on the four status subresources and `create`/`patch` on `events.k8s.io` events, in every tree; nothing on the
 /// core group's events, no `update` of a status.
 #[test]
 fn rbac_grants_status_patch_and_event_create_patch_exactly() {
@@ -390,6 +390,8 @@ fn rbac_grants_status_patch_and_event_create_patch_exactly() {
             status,
             [
                 "accesspolicies/status.security.policy.gloo.solo.io",
+                // The guardrail audit's results (src/cluster/guardrail_audit.rs).
+                "egressguardrails/status.policy.egress-webhook.dev",
                 "externalservices/status.networking.gloo.solo.io",
                 "virtualgateways/status.networking.gloo.solo.io",
             ],
