@@ -320,9 +320,13 @@ fn audit_finds_existing_violators_in_status_metric_and_report_and_a_fix_clears_a
         return;
     };
     // The OpenReports Report CRD, from the pinned copy: the audit writes Reports once it exists.
+    // And wg-policy's PolicyReport (the dev cluster runs with --policy-reports).
     dev.cp()
-        .install_crds(&[e2e::repo("manifests/openreports/reports-crd-v0.2.1.yaml")])
-        .expect("install the Report CRD");
+        .install_crds(&[
+            e2e::repo("manifests/openreports/reports-crd-v0.2.1.yaml"),
+            e2e::repo("manifests/openreports/policyreports-crd-wgpolicyk8s-v1alpha2.yaml"),
+        ])
+        .expect("install the Report and PolicyReport CRDs");
     let ns = "g-audit";
     namespace_with_labels(&dev, ns, "e2e-guardrail: audit");
     // Exists before the guardrail: only the audit can find it.
@@ -336,12 +340,12 @@ fn audit_finds_existing_violators_in_status_metric_and_report_and_a_fix_clears_a
         "audit",
     );
     // The dev cluster audits every 2 s: within one interval (and the write), status and metric.
-    let report = || {
+    let report_of = |resource: &str| {
         let r = kubectl(
             &dev,
             &[
                 "get",
-                "reports.openreports.io",
+                resource,
                 "egress-webhook-guardrails",
                 "-n",
                 ns,
@@ -351,12 +355,14 @@ fn audit_finds_existing_violators_in_status_metric_and_report_and_a_fix_clears_a
         );
         r.ok.then(|| r.json())
     };
+    let report = || report_of("reports.v1alpha1.openreports.io");
+    let policy_report = || report_of("policyreports.v1alpha2.wgpolicyk8s.io");
     let found = |total: i64| {
         let st = guardrail_status(&dev, name);
-        let in_report = match report() {
+        let in_report = [report(), policy_report()].iter().all(|r| match r {
             Some(r) => r["summary"]["fail"] == total,
             None => total == 0,
-        };
+        });
         st["totalViolations"] == total
             && metric_line(&dev, name, "audit").as_deref() == Some(&total.to_string())
             && in_report
@@ -382,7 +388,22 @@ fn audit_finds_existing_violators_in_status_metric_and_report_and_a_fix_clears_a
     );
     assert!(st["lastAuditTime"].is_string(), "{st}");
     assert_eq!(st["conditions"][0]["reason"], "ViolationsFound", "{st}");
-    let r = report().expect("the namespace's Report");
+    let (r, p) = (
+        report().expect("the namespace's Report"),
+        policy_report().expect("the namespace's PolicyReport"),
+    );
+    let untimed = |v: &serde_json::Value| {
+        let mut v = v["results"].clone();
+        for r in v.as_array_mut().into_iter().flatten() {
+            r.as_object_mut().map(|m| m.remove("timestamp"));
+        }
+        v
+    };
+    assert_eq!(
+        untimed(&r),
+        untimed(&p),
+        "Report and PolicyReport say the same"
+    );
     let result = &r["results"][0];
     assert_eq!(r["results"].as_array().map(Vec::len), Some(1), "{r}");
     assert_eq!(

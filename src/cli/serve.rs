@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// what changed since the last pass is evaluated again).
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub audit_interval: Duration,
+    /// Besides OpenReports Reports, write wgpolicyk8s.io/v1alpha2 PolicyReports (older tooling),
+    /// when that CRD is installed.
+    #[arg(long)]
+    pub policy_reports: bool,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Bodies above this many bytes get 413.
@@ -294,6 +298,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             metrics.clone(),
             Arc::new(move || leader.is_leader()),
             args.audit_interval,
+            crate::cluster::guardrail_reports::ReportKind::for_flags(args.policy_reports),
         );
         let writes = Arc::new(crate::admission::handlers::CompanionWrites {
             controller: running.controller.clone(),

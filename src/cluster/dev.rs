@@ -66,6 +66,8 @@ pub struct DevOptions {
     pub webhook_timeout: Duration,
     /// `--audit-interval` of the guardrail audit (short here: a local cluster shows results soon).
     pub audit_interval: Duration,
+    /// `--policy-reports`: wgpolicyk8s.io PolicyReports besides OpenReports Reports.
+    pub policy_reports: bool,
 }
 
 impl Default for DevOptions {
@@ -77,6 +79,8 @@ impl Default for DevOptions {
             own_namespace: webhook::DEFAULT_NAMESPACE.to_string(),
             webhook_timeout: Duration::from_secs(60),
             audit_interval: Duration::from_secs(2),
+            // On here: written only where the CRD is installed (a test installs it).
+            policy_reports: true,
         }
     }
 }
@@ -240,6 +244,9 @@ impl DevCluster {
                         metrics.clone(),
                         Arc::new(move || leader.is_leader()),
                         opts.audit_interval,
+                        crate::cluster::guardrail_reports::ReportKind::for_flags(
+                            opts.policy_reports,
+                        ),
                     );
                     cfg.companions = Some(Arc::new(crate::admission::handlers::CompanionWrites {
                         controller: controller.controller.clone(),
@@ -296,6 +303,7 @@ impl DevCluster {
                         format!("--lease-namespace={}", opts.own_namespace),
                         "--shutdown-grace=2s".into(),
                         format!("--audit-interval={}s", opts.audit_interval.as_secs_f64()),
+                        format!("--policy-reports={}", opts.policy_reports),
                         format!("--client-ca={}", cp.webhook_client_ca_path().display()),
                         format!(
                             "--client-allowed-names={}",

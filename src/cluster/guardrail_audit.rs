@@ -39,8 +39,16 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     is_leader: IsLeader,
     interval: Duration,
+    report_kinds: Vec<super::guardrail_reports::ReportKind>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(client, catalog, metrics, is_leader, interval))
+    tokio::spawn(run(
+        client,
+        catalog,
+        metrics,
+        is_leader,
+        interval,
+        report_kinds,
+    ))
 }
 
 async fn run(
@@ -49,9 +57,13 @@ async fn run(
     metrics: Arc<Metrics>,
     is_leader: IsLeader,
     interval: Duration,
+    report_kinds: Vec<super::guardrail_reports::ReportKind>,
 ) {
     let api: Api<EgressGuardrail> = Api::all(client.clone());
-    let mut reports = super::guardrail_reports::Reports::default();
+    let mut reports: Vec<super::guardrail_reports::Reports> = report_kinds
+        .into_iter()
+        .map(super::guardrail_reports::Reports::new)
+        .collect();
     let mut lockdown = super::lockdown::Lockdown::default();
     let mut auditor = Auditor::new();
     let mut shown: BTreeSet<GuardrailLabels> = BTreeSet::new();
@@ -129,9 +141,10 @@ async fn run(
                 }
             }
         }
-        reports
-            .sync(&client, super::guardrail_reports::desired(&results))
-            .await;
+        let wanted = super::guardrail_reports::desired(&results);
+        for r in &mut reports {
+            r.sync(&client, wanted.clone()).await;
+        }
         lockdown.sync(&client, policies).await;
     }
 }

@@ -6,6 +6,9 @@
 //!
 //! The Reports carry our managed-by label; at the first pass with the CRD present, ours are
 //! listed so that a Report of a namespace that became clean while we were not running goes too.
+//!
+//! Older tooling reads `wgpolicyk8s.io/v1alpha2` `PolicyReport`s, whose results and summary
+//! have the same shape: `serve --policy-reports` writes those too ([`ReportKind::POLICY_REPORT`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,13 +26,51 @@ use crate::companions::FIELD_MANAGER;
 use crate::core::expand::metadata::{MANAGED_BY, MANAGER};
 use crate::core::guardrails::{Action, audit::GuardrailAudit};
 
-pub const GROUP: &str = "openreports.io";
-pub const VERSION: &str = "v1alpha1";
 /// The one Report egress-webhook writes in a namespace.
 pub const REPORT_NAME: &str = "egress-webhook-guardrails";
 
-fn resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, "Report"), "reports")
+/// Which report API: the group, version, kind and plural of a namespaced report kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportKind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+}
+
+impl ReportKind {
+    pub const OPEN_REPORTS: ReportKind = ReportKind {
+        group: "openreports.io",
+        version: "v1alpha1",
+        kind: "Report",
+        plural: "reports",
+    };
+    pub const POLICY_REPORT: ReportKind = ReportKind {
+        group: "wgpolicyk8s.io",
+        version: "v1alpha2",
+        kind: "PolicyReport",
+        plural: "policyreports",
+    };
+
+    /// OpenReports always; wg-policy PolicyReports too with `--policy-reports`.
+    pub fn for_flags(policy_reports: bool) -> Vec<ReportKind> {
+        let mut kinds = vec![ReportKind::OPEN_REPORTS];
+        if policy_reports {
+            kinds.push(ReportKind::POLICY_REPORT);
+        }
+        kinds
+    }
+
+    fn api_version(&self) -> String {
+        format!("{}/{}", self.group, self.version)
+    }
+
+    fn resource(&self) -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(self.group, self.version, self.kind),
+            self.plural,
+        )
+    }
 }
 
 /// The results of one namespace, in a stable order (no timestamps: they are added when written).
@@ -60,15 +101,23 @@ pub fn desired(results: &BTreeMap<String, GuardrailAudit>) -> BTreeMap<String, V
     out
 }
 
-/// What has been written, per namespace.
-#[derive(Default)]
+/// What has been written, per namespace, of one report kind.
 pub struct Reports {
+    kind: ReportKind,
     written: BTreeMap<String, Vec<Value>>,
     /// Our Reports listed once (stale ones of an earlier run found).
     listed: bool,
 }
 
 impl Reports {
+    pub fn new(kind: ReportKind) -> Self {
+        Reports {
+            kind,
+            written: BTreeMap::new(),
+            listed: false,
+        }
+    }
+
     /// Bring the Reports in line with `want`; nothing when the CRD is not installed.
     pub async fn sync(&mut self, client: &Client, want: BTreeMap<String, Vec<Value>>) {
         // Idle and clean: no request at all (not even the discovery of the CRD).
@@ -76,10 +125,10 @@ impl Reports {
             return;
         }
         match client
-            .list_api_group_resources(&format!("{GROUP}/{VERSION}"))
+            .list_api_group_resources(&self.kind.api_version())
             .await
         {
-            Ok(list) if list.resources.iter().any(|r| r.name == "reports") => {}
+            Ok(list) if list.resources.iter().any(|r| r.name == self.kind.plural) => {}
             // Not installed (or not readable): no Report of ours can exist; they are written
             // once it is installed and there is something to report.
             _ => {
@@ -88,7 +137,7 @@ impl Reports {
                 return;
             }
         }
-        let ar = resource();
+        let ar = self.kind.resource();
         if !self.listed {
             let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
             let ours = ListParams::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
@@ -139,8 +188,8 @@ impl Reports {
             let fail = results.iter().filter(|r| r["result"] == "fail").count();
             let warn = results.len() - fail;
             let body = json!({
-                "apiVersion": format!("{GROUP}/{VERSION}"),
-                "kind": "Report",
+                "apiVersion": self.kind.api_version(),
+                "kind": self.kind.kind,
                 "metadata": {
                     "name": REPORT_NAME,
                     "namespace": ns,
