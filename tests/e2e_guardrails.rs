@@ -531,6 +531,26 @@ fn lockdown_label_brings_the_network_policy_with_the_gateway_target_ports_and_ta
         })
     );
 
+    // Deleted by hand: applied again within 10 ticks (2 s each here).
+    kubectl(
+        &dev,
+        &[
+            "delete",
+            "networkpolicy",
+            "egress-webhook-lockdown",
+            "-n",
+            ns,
+        ],
+    )
+    .expect_ok("delete by hand");
+    let t = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(30), || policy().is_some()),
+        "a hand-deleted lockdown NetworkPolicy was not put back"
+    );
+    eprintln!("put back {:?} after a hand delete", t.elapsed());
+    assert_eq!(policy().unwrap()["spec"], np["spec"]);
+
     kubectl(
         &dev,
         &["label", "namespace", ns, "egress-webhook.dev/lockdown-"],

@@ -2,7 +2,9 @@
 //! `core::lockdown`): after each audit tick the leader applies the desired policy of every
 //! namespace labelled `egress-webhook.dev/lockdown: "true"` when it differs from what it last
 //! wrote, and deletes ours where the label went. Ours are found by label and name once, so a
-//! namespace unlabelled while the webhook was down is cleaned up too.
+//! namespace unlabelled while the webhook was down is cleaned up too. Every
+//! [`REAPPLY_PASSES`] ticks each policy is applied again (server-side apply of unchanged content
+//! changes nothing), which puts back one edited or deleted by hand.
 
 use std::collections::BTreeMap;
 
@@ -17,15 +19,26 @@ use crate::companions::FIELD_MANAGER;
 use crate::core::expand::metadata::{MANAGED_BY, MANAGER};
 use crate::core::lockdown::POLICY_NAME;
 
+/// Ticks between two applies of an unchanged policy (drift repair without a watch).
+pub const REAPPLY_PASSES: u32 = 10;
+
 #[derive(Default)]
 pub struct Lockdown {
     /// Namespace → the policy last applied there (`Null`: one of ours of unknown content).
     written: BTreeMap<String, Value>,
     listed: bool,
+    passes: u32,
 }
 
 impl Lockdown {
     pub async fn sync(&mut self, client: &Client, want: BTreeMap<String, Value>) {
+        self.passes = self.passes.wrapping_add(1);
+        if self.passes.is_multiple_of(REAPPLY_PASSES) {
+            // Forget what was applied: every wanted policy is applied again below.
+            for v in self.written.values_mut() {
+                *v = Value::Null;
+            }
+        }
         if !self.listed {
             let all: Api<NetworkPolicy> = Api::all(client.clone());
             let ours = ListParams::default()

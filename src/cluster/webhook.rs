@@ -434,8 +434,16 @@ mod tests {
     #[test]
     fn cluster_role_covers_every_watched_kind() {
         let role = cluster_role().unwrap();
-        for kind in Kind::ALL {
-            let ar = kind.api_resource();
+        // And the guardrail watches' kinds (src/cluster/guardrail_watch.rs).
+        let guardrail_watches = [
+            kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
+            kube::api::ApiResource::erase::<crate::api::EgressGuardrail>(&()),
+        ];
+        for ar in Kind::ALL
+            .map(|k| k.api_resource())
+            .into_iter()
+            .chain(guardrail_watches)
+        {
             for verb in ["get", "list", "watch"] {
                 let allowed = role.rules.iter().flatten().any(|r| {
                     r.api_groups.iter().flatten().any(|g| *g == ar.group)
