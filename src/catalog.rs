@@ -15,6 +15,8 @@
 //! counts, and a change copies only the path to what it touches. Reviews and `/readyz` never
 //! wait for a writer, and writers never wait for a review.
 
+mod guardrails;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{
@@ -80,6 +82,14 @@ impl fmt::Display for Reference {
 pub trait Refresher: Send + Sync {
     /// The objects that exist among `refs`, as read now; an error says why the lookup failed.
     fn fetch<'a>(&'a self, refs: &'a [Reference]) -> BoxFuture<'a, Result<Vec<Object>, String>>;
+
+    /// The labels of a namespace (`None`: it does not exist), for the guardrails' selectors.
+    fn namespace_labels<'a>(
+        &'a self,
+        _namespace: &'a str,
+    ) -> BoxFuture<'a, Result<Option<guardrails::NamespaceLabels>, String>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// An object admitted by this process whose stored version the watches have not delivered yet

@@ -5,6 +5,10 @@
 //! commands read objects this way: `check`, `render` and `serve --objects` use [`load_inputs`],
 //! and the catalog's and the integration tests' fixtures go through [`load_text`].
 
+mod guardrails;
+
+pub use guardrails::{GuardrailFiles, load_guardrails};
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;

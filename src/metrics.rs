@@ -97,8 +97,19 @@ pub struct EventLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct GuardrailLabels {
+    /// An EgressGuardrail's name: a cluster-scoped object a platform team creates, so the set
+    /// is as small as the number of guardrails (never a value from a review).
+    pub guardrail: String,
+    /// deny, warn or audit
+    pub action: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Violations the last guardrail audit found, per guardrail and its action.
+    pub guardrail_violations: Family<GuardrailLabels, Gauge>,
     pub companion_writes: Family<WriteLabels, Counter>,
     pub reconcile: Family<ReconcileLabels, Counter>,
     pub requests: Family<RequestLabels, Counter>,
@@ -278,8 +289,15 @@ impl Metrics {
             "Kubernetes Events on parents, by reason and outcome (sent, suppressed by the rate limit, failed)",
             events.clone(),
         );
+        let guardrail_violations = Family::<GuardrailLabels, Gauge>::default();
+        registry.register(
+            "guardrail_violations",
+            "Objects' violations of each EgressGuardrail found by the last audit pass, by guardrail and enforcement action",
+            guardrail_violations.clone(),
+        );
         Metrics {
             registry,
+            guardrail_violations,
             watch_connected,
             status_writes,
             events,

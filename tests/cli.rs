@@ -221,3 +221,92 @@ fn unknown_kinds_are_skipped_with_a_note() {
         text(&out.stdout)
     );
 }
+
+/// `check --guardrails`: the admission's verdicts offline. The guardrail file labels the
+/// running example's namespace `global` team=a (a Namespace there replaces the inputs' own).
+#[test]
+fn check_with_guardrails_follows_the_enforcement_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("guardrails.yaml");
+    let g1 = "ExternalService global/httpbin.org: spec.hosts[0]: host \"httpbin.org\" is not within allowedHosts of EgressGuardrail team-a (*.example.com) [G1]";
+    let examples = support::repo_path("manifests/examples");
+    for (action, code, line) in [
+        ("deny", 1, Some(format!("error: {g1}"))),
+        ("warn", 0, Some(format!("warning: {g1}"))),
+        ("audit", 0, None),
+    ] {
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: policy.egress-webhook.dev/v1alpha1\nkind: EgressGuardrail\nmetadata: {{name: team-a}}\nspec:\n  namespaceSelector: {{matchLabels: {{team: a}}}}\n  allowedHosts: [\"*.example.com\"]\n  enforcementAction: {action}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: global, labels: {{team: a}}}}\n"
+            ),
+        )
+        .unwrap();
+        let out = run(
+            &[
+                "check",
+                &examples,
+                "--guardrails",
+                &file.display().to_string(),
+            ],
+            None,
+        );
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{action}: {stdout}");
+        let g_lines: Vec<&str> = stdout.lines().filter(|l| l.contains("[G")).collect();
+        assert_eq!(
+            g_lines,
+            line.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{action}"
+        );
+    }
+    // Without the label the guardrail governs nothing.
+    std::fs::write(
+        &file,
+        "apiVersion: policy.egress-webhook.dev/v1alpha1\nkind: EgressGuardrail\nmetadata: {name: team-a}\nspec:\n  namespaceSelector: {matchLabels: {team: a}}\n  allowedHosts: [\"*.example.com\"]\n",
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "check",
+            &examples,
+            "--guardrails",
+            &file.display().to_string(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(!text(&out.stdout).contains("[G"));
+    // A bad guardrail is an error naming its field (G6), and a missing file a usage error.
+    std::fs::write(
+        &file,
+        "apiVersion: policy.egress-webhook.dev/v1alpha1\nkind: EgressGuardrail\nmetadata: {name: bad}\nspec:\n  deniedHosts: [\"foo.*.com\"]\n",
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "check",
+            &examples,
+            "--guardrails",
+            &file.display().to_string(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("error: EgressGuardrail bad: spec.deniedHosts[0]: \"foo.*.com\" has a `*` other than as the whole first label"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(
+        &[
+            "check",
+            &examples,
+            "--guardrails",
+            "/nonexistent/guardrails.yaml",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/guardrails.yaml"));
+}

@@ -26,8 +26,9 @@ fn crds_have_short_names_status_and_printer_columns() {
         .iter()
         .map(|d| d["spec"]["names"]["shortNames"][0].as_str().unwrap())
         .collect();
-    assert_eq!(short, ["es", "vg", "ap"]);
-    for d in &docs {
+    assert_eq!(short, ["es", "vg", "ap", "egr"]);
+    let (gloo, ours) = docs.split_at(3);
+    for d in gloo {
         let v = &d["spec"]["versions"][0];
         assert_eq!(v["name"], "v2");
         assert!(
@@ -36,5 +37,37 @@ fn crds_have_short_names_status_and_printer_columns() {
         );
         assert!(v["additionalPrinterColumns"].as_array().unwrap().len() >= 3);
         assert_eq!(d["spec"]["scope"], "Namespaced");
+    }
+    // EgressGuardrail: our own kind, cluster-scoped (a platform team's, not a namespace's).
+    let guardrail = &ours[0];
+    assert_eq!(guardrail["spec"]["group"], "policy.egress-webhook.dev");
+    assert_eq!(guardrail["spec"]["names"]["kind"], "EgressGuardrail");
+    assert_eq!(guardrail["spec"]["scope"], "Cluster");
+    let v = &guardrail["spec"]["versions"][0];
+    assert_eq!(v["name"], "v1alpha1");
+    assert!(
+        v["subresources"]["status"].is_object(),
+        "status subresource"
+    );
+    let spec = &v["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    for field in [
+        "namespaceSelector",
+        "allowedHosts",
+        "deniedHosts",
+        "requireEgressGateway",
+        "allowedGateways",
+        "requireAccessPolicy",
+        "enforcementAction",
+    ] {
+        assert!(spec[field].is_object(), "spec.{field} in the schema");
+    }
+    let status = &v["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
+    for field in [
+        "violations",
+        "totalViolations",
+        "lastAuditTime",
+        "conditions",
+    ] {
+        assert!(status[field].is_object(), "status.{field} in the schema");
     }
 }

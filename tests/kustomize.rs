@@ -120,7 +120,7 @@ fn base_and_crds_build_to_exactly_their_objects() {
     assert_eq!(a[0], "serve");
     assert!(a.contains(&"--ingress-restricted".to_string()), "{a:?}");
     let crds = build(&repo("manifests/crds"));
-    assert_eq!(kinds(&crds), expect(&[("CustomResourceDefinition", 3)]));
+    assert_eq!(kinds(&crds), expect(&[("CustomResourceDefinition", 4)]));
 }
 
 /// kustomize passes the generated configurations through unchanged: they are exactly
@@ -159,7 +159,7 @@ fn self_signed_overlay_runs_on_an_emptydir_with_its_secret_rbac() {
     assert_eq!(
         kinds(&objs),
         with(&[
-            ("CustomResourceDefinition", 3),
+            ("CustomResourceDefinition", 4),
             ("Role", 1),
             ("RoleBinding", 1),
             ("ClusterRole", 1),
@@ -201,7 +201,7 @@ fn cert_manager_overlay_issues_the_secret_and_injects_the_ca() {
     assert_eq!(
         kinds(&objs),
         with(&[
-            ("CustomResourceDefinition", 3),
+            ("CustomResourceDefinition", 4),
             ("Issuer", 2),
             ("Certificate", 2)
         ])
@@ -348,8 +348,8 @@ fn rbac_has_no_wildcards_and_no_secrets_or_pods_in_the_base() {
     }
 }
 
-/// Status and events (src/controller/status.rs, events.rs): exactly `patch` on the three status
-/// subresources and `create`/`patch` on `events.k8s.io` events, in every tree; nothing on the
+/// Status and events (src/controller/status.rs, events.rs, cluster/guardrail_audit.rs): exactly
+/// `patch` on the four status subresources and `create`/`patch` on `events.k8s.io` events, in every tree; nothing on the
 /// core group's events, no `update` of a status.
 #[test]
 fn rbac_grants_status_patch_and_event_create_patch_exactly() {
@@ -390,6 +390,8 @@ fn rbac_grants_status_patch_and_event_create_patch_exactly() {
             status,
             [
                 "accesspolicies/status.security.policy.gloo.solo.io",
+                // The guardrail audit's results (src/cluster/guardrail_audit.rs).
+                "egressguardrails/status.policy.egress-webhook.dev",
                 "externalservices/status.networking.gloo.solo.io",
                 "virtualgateways/status.networking.gloo.solo.io",
             ],

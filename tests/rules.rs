@@ -6,8 +6,9 @@ mod support;
 use std::collections::BTreeSet;
 
 use egress_webhook::core::{
-    Object, Operation, Options, Snapshot, check,
+    Object, Operation, Options, Snapshot, check_with_guardrails,
     defaults::default_object,
+    guardrails::Guardrails,
     rules::{catalogue::CATALOGUE, validate},
 };
 use serde::Deserialize;
@@ -39,6 +40,12 @@ struct Case {
     options: CaseOptions,
     #[serde(default)]
     objects: Vec<Value>,
+    /// EgressGuardrails (issue 14) in the snapshot.
+    #[serde(default)]
+    guardrails: Vec<Value>,
+    /// Namespace name → its labels, for the guardrails' namespaceSelectors.
+    #[serde(default)]
+    namespaces: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     review: Option<Review>,
     #[serde(default)]
     expect: Vec<Expect>,
@@ -134,6 +141,19 @@ fn case_objects(case: &Case) -> Vec<Object> {
     support::overlay(base, extra)
 }
 
+fn case_guardrails(case: &Case) -> Guardrails {
+    let mut g = Guardrails::default();
+    for v in &case.guardrails {
+        let guardrail = serde_json::from_value(v.clone())
+            .unwrap_or_else(|e| panic!("case {:?}: guardrail: {e}", case.name));
+        g.upsert(guardrail);
+    }
+    for (name, labels) in &case.namespaces {
+        g.set_namespace(name, labels.clone());
+    }
+    g
+}
+
 fn find<'a>(objects: &'a [Object], id: &str, case: &str) -> &'a Object {
     objects
         .iter()
@@ -178,13 +198,14 @@ fn run_case(file: &str, case: &Case) -> (BTreeSet<String>, BTreeSet<String>) {
     }
 
     let findings = match &case.review {
-        None => check(&objects, &opts),
+        None => check_with_guardrails(&objects, case_guardrails(case), &opts),
         Some(r) => {
             let obj = find(&objects, &r.object, &case.name);
-            let snap = Snapshot::new(
+            let mut snap = Snapshot::new(
                 objects.iter().cloned().map(|o| default_object(o, &opts)),
                 &opts,
             );
+            *snap.guardrails_mut() = case_guardrails(case);
             let old = r
                 .old
                 .clone()
@@ -266,12 +287,14 @@ fn every_rule_has_a_firing_case_and_a_near_miss() {
 }
 
 /// The catalogue is exactly API.md §7 (E1–E26, V1–V21, A1–A16), and E27, which istiod's
-/// DestinationRule validation adds (found by tests/fuzz_core.rs).
+/// DestinationRule validation adds (found by tests/fuzz_core.rs), and the EgressGuardrail
+/// rules G1–G8 (issue 14).
 #[test]
 fn catalogue_is_api_md_section_7() {
     let mut want: Vec<String> = (1..=27).map(|i| format!("E{i}")).collect();
     want.extend((1..=21).map(|i| format!("V{i}")));
     want.extend((1..=16).map(|i| format!("A{i}")));
+    want.extend((1..=8).map(|i| format!("G{i}")));
     let have: Vec<String> = CATALOGUE.iter().map(|r| r.id.to_string()).collect();
     assert_eq!(have, want);
 }

@@ -293,6 +293,20 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
     {
         outcome = decide(req);
     }
+    // Guardrails select namespaces by label: a namespace the cache has not seen yet (created a
+    // moment ago) is read once, only while a guardrail exists, and the review decided again.
+    if endpoint == Endpoint::Validate
+        && let Some(req) = &mut req
+        && let Some(ns) = req.namespace.clone()
+        && tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            st.catalog.ensure_namespace(&ns),
+        )
+        .await
+        .unwrap_or(false)
+    {
+        outcome = decide(req);
+    }
     drop(req);
     if let (Some(obj), Some(c), false) = (
         outcome.admitted.take(),

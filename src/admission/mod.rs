@@ -9,6 +9,7 @@ pub mod bounded;
 pub mod budget;
 pub mod client_auth;
 pub mod conn_buffers;
+pub mod guardrail;
 pub mod handlers;
 pub mod labels;
 pub mod limits;

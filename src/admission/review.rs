@@ -478,6 +478,15 @@ pub fn decide(
         }
         return outcome;
     }
+    if endpoint == Endpoint::Validate
+        && req
+            .kind
+            .as_ref()
+            .is_some_and(super::guardrail::is_guardrail)
+    {
+        super::guardrail::validate(req, &mut outcome, snap);
+        return outcome;
+    }
     let Some(kind) = req.kind.as_ref().and_then(gloo_kind) else {
         outcome.verdict = Verdict::Ignored;
         return outcome;

@@ -1,4 +1,5 @@
-//! The Gloo Mesh v2 kinds we accept, as Rust types. Nothing else lives here.
+//! The Gloo Mesh v2 kinds we accept, and our own EgressGuardrail, as Rust types. Nothing else
+//! lives here.
 //!
 //! Every field of the 2.14 CRDs is present, each `Option`al so that an object read and written
 //! back keeps exactly the fields the user wrote (`clientsideTls: {}` stays `{}`, an absent list
@@ -7,11 +8,13 @@
 
 pub mod access_policy;
 pub mod common;
+pub mod egress_guardrail;
 pub mod external_service;
 pub mod virtual_gateway;
 
 pub use access_policy::{AccessPolicy, AccessPolicySpec};
 pub use common::*;
+pub use egress_guardrail::{EgressGuardrail, EgressGuardrailSpec};
 pub use external_service::{ExternalService, ExternalServiceSpec};
 pub use virtual_gateway::{VirtualGateway, VirtualGatewaySpec};
 

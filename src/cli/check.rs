@@ -28,6 +28,13 @@ pub struct CheckArgs {
     /// Files or directories of YAML/JSON (multi-document, `kind: List`); `-` reads stdin.
     #[arg(required = true)]
     pub inputs: Vec<String>,
+    /// EgressGuardrails to apply (files or directories; repeat the flag), with the Namespaces
+    /// whose labels their namespaceSelectors match (Namespaces among the inputs count too).
+    /// Violations of `deny` guardrails are errors, of `warn` ones warnings, of `audit` ones
+    /// nothing, as at admission.
+    /// (Not with --kubeconfig yet: the cluster's own guardrails are not read.)
+    #[arg(long, conflicts_with = "kubeconfig")]
+    pub guardrails: Vec<String>,
 }
 
 pub fn run(args: &CheckArgs, out: &mut impl Write, err: &mut impl Write) -> i32 {
@@ -41,9 +48,22 @@ pub fn run(args: &CheckArgs, out: &mut impl Write, err: &mut impl Write) -> i32 
     let objects: Vec<_> = loaded.objects.into_iter().map(|l| l.object).collect();
     let opts = args.core.options();
     let mut notes = loaded.notes;
-    let findings = match &args.kubeconfig {
-        None => core::check(&objects, &opts),
-        Some(kubeconfig) => match super::cluster_input::read(kubeconfig, &opts, false) {
+    let findings = match (&args.kubeconfig, args.guardrails.is_empty()) {
+        (None, true) => core::check(&objects, &opts),
+        (None, false) => {
+            let guardrails = match guardrails_and_namespaces(args) {
+                Ok((g, n)) => {
+                    notes.extend(n);
+                    g
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    return EXIT_USAGE;
+                }
+            };
+            core::check_with_guardrails(&objects, guardrails, &opts)
+        }
+        (Some(kubeconfig), _) => match super::cluster_input::read(kubeconfig, &opts, false) {
             Ok(cluster) => {
                 notes.extend(cluster.notes);
                 core::check_against(&objects, &cluster.objects, &opts)
@@ -67,6 +87,23 @@ pub fn run(args: &CheckArgs, out: &mut impl Write, err: &mut impl Write) -> i32 
     } else {
         EXIT_OK
     }
+}
+
+/// The guardrails of `--guardrails` and the Namespaces of the inputs and of those files (stdin
+/// is read once, by the objects' loader: its Namespaces do not count), with the guardrail files'
+/// notes.
+fn guardrails_and_namespaces(
+    args: &CheckArgs,
+) -> Result<(core::guardrails::Guardrails, Vec<String>), load::LoadError> {
+    let mut files = load::load_guardrails(&args.guardrails)?;
+    let notes = std::mem::take(&mut files.notes);
+    let files_inputs: Vec<String> = args.inputs.iter().filter(|i| *i != "-").cloned().collect();
+    // The inputs' Namespaces first: a Namespace of the guardrail files (a test of what a label
+    // would do, say) replaces one of the same name.
+    let mut namespaces = load::load_guardrails(&files_inputs)?.namespaces;
+    namespaces.append(&mut files.namespaces);
+    files.namespaces = namespaces;
+    Ok((files.into_guardrails(), notes))
 }
 
 fn write_text(out: &mut impl Write, notes: &[String], findings: &[Finding]) -> std::io::Result<()> {

@@ -13,18 +13,12 @@ pub fn render(markdown: bool) -> String {
         if markdown {
             out.push_str(&format!(
                 "| {} | {} | {} | {} |\n",
-                r.id,
-                r.kind.as_str(),
-                r.action,
-                r.summary
+                r.id, r.kind, r.action, r.summary
             ));
         } else {
             out.push_str(&format!(
                 "{:<4} {:<4} {:<16} {}\n",
-                r.id,
-                r.action,
-                r.kind.as_str(),
-                r.summary
+                r.id, r.action, r.kind, r.summary
             ));
         }
     }

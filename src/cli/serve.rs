@@ -73,6 +73,14 @@ pub struct ServeArgs {
     /// Parents reconciled at once.
     #[arg(long, default_value_t = 8)]
     pub controller_concurrency: usize,
+    /// How often the EgressGuardrail audit passes over the existing objects (incremental: only
+    /// what changed since the last pass is evaluated again).
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub audit_interval: Duration,
+    /// Besides OpenReports Reports, write wgpolicyk8s.io/v1alpha2 PolicyReports (older tooling),
+    /// when that CRD is installed.
+    #[arg(long)]
+    pub policy_reports: bool,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Bodies above this many bytes get 413.
@@ -276,11 +284,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let running = crate::controller::Controller::start(
-            client,
+            client.clone(),
             catalog.clone(),
             opts.clone(),
             metrics.clone(),
             settings,
+        );
+        let leader = running.controller.clone();
+        // Kept running for the life of the process, like the watches.
+        let _audit = cluster::guardrail_audit::spawn(
+            client.clone(),
+            catalog.clone(),
+            metrics.clone(),
+            Arc::new(move || leader.is_leader()),
+            args.audit_interval,
+            crate::cluster::guardrail_reports::ReportKind::for_flags(args.policy_reports),
         );
         let writes = Arc::new(crate::admission::handlers::CompanionWrites {
             controller: running.controller.clone(),

@@ -119,7 +119,9 @@ pub fn cluster_catalog(client: Client, opts: &Options) -> (Arc<Catalog>, Cluster
 
 /// Start one watch per kind, feeding `catalog`.
 pub fn start(client: Client, catalog: Arc<Catalog>) -> ClusterSource {
-    let pending = Arc::new(AtomicUsize::new(Kind::ALL.len()));
+    let pending = Arc::new(AtomicUsize::new(
+        Kind::ALL.len() + super::guardrail_watch::WATCHES,
+    ));
     let mut tasks: Vec<JoinHandle<()>> = Kind::ALL
         .into_iter()
         .map(|kind| {
@@ -131,6 +133,11 @@ pub fn start(client: Client, catalog: Arc<Catalog>) -> ClusterSource {
             ))
         })
         .collect();
+    tasks.extend(super::guardrail_watch::start(
+        client.clone(),
+        catalog.clone(),
+        pending.clone(),
+    ));
     tasks.push(tokio::spawn(probe_failing(client, catalog)));
     ClusterSource { tasks }
 }
@@ -332,6 +339,21 @@ impl Refresher for LiveRefresher {
                 out.extend(r?);
             }
             Ok(out)
+        }
+        .boxed()
+    }
+
+    fn namespace_labels<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<Option<std::collections::BTreeMap<String, String>>, String>> {
+        async move {
+            let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+            let found = api
+                .get_metadata_opt(namespace)
+                .await
+                .map_err(|e| format!("GET namespace {namespace}: {e}"))?;
+            Ok(found.map(|ns| ns.metadata.labels.unwrap_or_default()))
         }
         .boxed()
     }

@@ -64,6 +64,10 @@ pub struct DevOptions {
     pub own_namespace: String,
     /// Budget for the webhook to be ready and for the apiserver to call it.
     pub webhook_timeout: Duration,
+    /// `--audit-interval` of the guardrail audit (short here: a local cluster shows results soon).
+    pub audit_interval: Duration,
+    /// `--policy-reports`: wgpolicyk8s.io PolicyReports besides OpenReports Reports.
+    pub policy_reports: bool,
 }
 
 impl Default for DevOptions {
@@ -74,6 +78,9 @@ impl Default for DevOptions {
             control_plane: controlplane::Options::default(),
             own_namespace: webhook::DEFAULT_NAMESPACE.to_string(),
             webhook_timeout: Duration::from_secs(60),
+            audit_interval: Duration::from_secs(2),
+            // On here: written only where the CRD is installed (a test installs it).
+            policy_reports: true,
         }
     }
 }
@@ -217,7 +224,7 @@ impl DevCluster {
                     let mut cfg = ServeConfig::new(([127, 0, 0, 1], 0).into(), cert_files);
                     let metrics = Arc::new(crate::metrics::Metrics::new());
                     let controller = crate::controller::Controller::start(
-                        client,
+                        client.clone(),
                         catalog.clone(),
                         core.clone(),
                         metrics.clone(),
@@ -228,6 +235,18 @@ impl DevCluster {
                             }),
                             ..Default::default()
                         },
+                    );
+                    let leader = controller.controller.clone();
+                    // Stops with the runtime the DevCluster owns.
+                    let _audit = crate::cluster::guardrail_audit::spawn(
+                        client,
+                        catalog.clone(),
+                        metrics.clone(),
+                        Arc::new(move || leader.is_leader()),
+                        opts.audit_interval,
+                        crate::cluster::guardrail_reports::ReportKind::for_flags(
+                            opts.policy_reports,
+                        ),
                     );
                     cfg.companions = Some(Arc::new(crate::admission::handlers::CompanionWrites {
                         controller: controller.controller.clone(),
@@ -283,6 +302,8 @@ impl DevCluster {
                         format!("--writer-identity={}", user.name),
                         format!("--lease-namespace={}", opts.own_namespace),
                         "--shutdown-grace=2s".into(),
+                        format!("--audit-interval={}s", opts.audit_interval.as_secs_f64()),
+                        format!("--policy-reports={}", opts.policy_reports),
                         format!("--client-ca={}", cp.webhook_client_ca_path().display()),
                         format!(
                             "--client-allowed-names={}",

@@ -6,8 +6,12 @@
 pub mod catalog;
 pub mod config;
 pub mod dev;
+pub mod guardrail_audit;
+pub mod guardrail_reports;
+pub mod guardrail_watch;
 pub mod identity;
 pub mod live;
+pub mod lockdown;
 pub mod self_signed;
 pub mod webhook;
 

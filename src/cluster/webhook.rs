@@ -12,7 +12,8 @@
 //! * a namespaceSelector that excludes `kube-system` and the webhook's own namespace: the
 //!   webhook can always be repaired, and the system never waits on it.
 //! * validating also sees DELETE of VirtualGateways (the warning naming the ExternalServices
-//!   that still use one).
+//!   that still use one) and of AccessPolicies (an EgressGuardrail's requireAccessPolicy), and
+//!   our own EgressGuardrails (cluster-scoped).
 //! * a guard entry for the Istio kinds we generate, limited by objectSelector to objects carrying
 //!   our managed-by label, so no other Istio object ever depends on the webhook.
 
@@ -148,6 +149,19 @@ fn rule(group: &str, resources: &[&str], operations: &[&str]) -> RuleWithOperati
 
 const CREATE_UPDATE: &[&str] = &["CREATE", "UPDATE"];
 
+/// Our own EgressGuardrails (cluster-scoped: the namespaceSelector does not apply to them) are
+/// validated too: bad globs and unknown gateways are denied (G6-G8).
+fn guardrail_rule() -> RuleWithOperations {
+    use crate::api::egress_guardrail::{POLICY_GROUP, POLICY_VERSION};
+    RuleWithOperations {
+        api_groups: Some(vec![POLICY_GROUP.to_string()]),
+        api_versions: Some(vec![POLICY_VERSION.to_string()]),
+        operations: Some(CREATE_UPDATE.iter().map(|s| s.to_string()).collect()),
+        resources: Some(vec!["egressguardrails".to_string()]),
+        scope: Some("Cluster".to_string()),
+    }
+}
+
 pub fn mutating(reg: &Registration) -> MutatingWebhookConfiguration {
     MutatingWebhookConfiguration {
         metadata: metadata(),
@@ -193,7 +207,14 @@ pub fn validating(reg: &Registration) -> ValidatingWebhookConfiguration {
                         &["virtualgateways"],
                         &["CREATE", "UPDATE", "DELETE"],
                     ),
-                    rule(SECURITY_GROUP, &["accesspolicies"], CREATE_UPDATE),
+                    // DELETE: an EgressGuardrail's requireAccessPolicy protects the only
+                    // AccessPolicy of an ExternalService (G5).
+                    rule(
+                        SECURITY_GROUP,
+                        &["accesspolicies"],
+                        &["CREATE", "UPDATE", "DELETE"],
+                    ),
+                    guardrail_rule(),
                 ]),
                 side_effects: "NoneOnDryRun".to_string(),
                 timeout_seconds: Some(TIMEOUT_SECONDS),
@@ -400,7 +421,12 @@ mod tests {
             ["CREATE", "UPDATE", "DELETE"]
         );
         assert_eq!(ops(&v.rules, "externalservices"), ["CREATE", "UPDATE"]);
-        assert_eq!(ops(&v.rules, "accesspolicies"), ["CREATE", "UPDATE"]);
+        // DELETE: G5 (an EgressGuardrail's requireAccessPolicy) protects the only AccessPolicy.
+        assert_eq!(
+            ops(&v.rules, "accesspolicies"),
+            ["CREATE", "UPDATE", "DELETE"]
+        );
+        assert_eq!(ops(&v.rules, "egressguardrails"), ["CREATE", "UPDATE"]);
     }
 
     /// The ClusterRole lets the webhook do what the catalog does: get, list and watch every
@@ -408,8 +434,16 @@ mod tests {
     #[test]
     fn cluster_role_covers_every_watched_kind() {
         let role = cluster_role().unwrap();
-        for kind in Kind::ALL {
-            let ar = kind.api_resource();
+        // And the guardrail watches' kinds (src/cluster/guardrail_watch.rs).
+        let guardrail_watches = [
+            kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
+            kube::api::ApiResource::erase::<crate::api::EgressGuardrail>(&()),
+        ];
+        for ar in Kind::ALL
+            .map(|k| k.api_resource())
+            .into_iter()
+            .chain(guardrail_watches)
+        {
             for verb in ["get", "list", "watch"] {
                 let allowed = role.rules.iter().flatten().any(|r| {
                     r.api_groups.iter().flatten().any(|g| *g == ar.group)

@@ -34,6 +34,10 @@ impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Names come from objects: escaped (`text`), so that no id can carry a control
         // character into a message or log line.
+        if self.namespace.is_empty() {
+            // A cluster-scoped object (EgressGuardrail).
+            return write!(f, "{} {}", printable(&self.kind), printable(&self.name));
+        }
         write!(
             f,
             "{} {}/{}",

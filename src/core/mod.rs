@@ -5,6 +5,8 @@ pub mod access;
 pub mod defaults;
 pub mod expand;
 pub mod findings;
+pub mod guardrails;
+pub mod lockdown;
 pub mod mesh_config;
 pub mod names;
 pub mod object;
@@ -51,11 +53,22 @@ pub enum Operation<'a> {
 /// Offline check of a set of objects against each other: default everything, index it, and
 /// validate each Gloo object. Findings are sorted by object, then rule order of discovery.
 pub fn check(objects: &[Object], opts: &Options) -> Vec<Finding> {
+    check_with_guardrails(objects, guardrails::Guardrails::default(), opts)
+}
+
+/// `check` with the guardrails (and namespace labels) of `egress-webhook check --guardrails`;
+/// the guardrails themselves are validated too (G6-G8), after the objects.
+pub fn check_with_guardrails(
+    objects: &[Object],
+    guardrails: guardrails::Guardrails,
+    opts: &Options,
+) -> Vec<Finding> {
     let defaulted: Vec<Object> = objects
         .iter()
         .map(|o| defaults::default_object(o.clone(), opts))
         .collect();
-    let snapshot = Snapshot::new(defaulted.iter().cloned(), opts);
+    let mut snapshot = Snapshot::new(defaulted.iter().cloned(), opts);
+    *snapshot.guardrails_mut() = guardrails;
     let mut out = Vec::new();
     for (written, defaulted) in objects.iter().zip(&defaulted) {
         out.extend(rules::validate_defaulted(
@@ -65,6 +78,9 @@ pub fn check(objects: &[Object], opts: &Options) -> Vec<Finding> {
             opts,
             Operation::Create,
         ));
+    }
+    for c in snapshot.guardrails().iter() {
+        out.extend(guardrails::validate::validate(&c.guardrail, &snapshot));
     }
     out
 }

@@ -27,7 +27,7 @@ impl GlooKind {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             GlooKind::ExternalService => "ExternalService",
             GlooKind::VirtualGateway => "VirtualGateway",

@@ -71,6 +71,8 @@ pub struct Snapshot {
     /// Name → namespaces, for selectors that name an object in any namespace.
     es_namespaces_by_name: HashMap<String, SmallSet<String>>,
     sa_namespaces_by_name: HashMap<String, SmallSet<String>>,
+    /// EgressGuardrails and the namespaces' labels they select by (issue 14).
+    guardrails: super::guardrails::Guardrails,
 }
 
 impl Snapshot {
@@ -153,6 +155,33 @@ impl Snapshot {
 
     pub fn cluster(&self) -> &str {
         &self.cluster
+    }
+
+    /// The EgressGuardrails and namespace labels (kept apart from the objects: neither is a
+    /// parent of companions, and neither has rules of the Gloo kinds).
+    pub fn guardrails(&self) -> &super::guardrails::Guardrails {
+        &self.guardrails
+    }
+
+    pub fn guardrails_mut(&mut self) -> &mut super::guardrails::Guardrails {
+        &mut self.guardrails
+    }
+
+    /// ExternalServices with their keys, as stored (shared), in key order: the guardrail audit
+    /// tells a changed object from an unchanged one by pointer, without comparing content, in
+    /// one merge walk over its own sorted map (so the order matters).
+    pub fn external_service_entries(&self) -> impl Iterator<Item = (&Key, &Arc<ExternalService>)> {
+        self.external_services.iter()
+    }
+
+    /// One ExternalService as stored (shared); see `external_service_entries`.
+    pub fn external_service_entry(&self, k: &Key) -> Option<&Arc<ExternalService>> {
+        self.external_services.get(k)
+    }
+
+    /// AccessPolicies with their keys, as stored (shared); see `external_service_entries`.
+    pub fn access_policy_entries(&self) -> impl Iterator<Item = (&Key, &Arc<AccessPolicy>)> {
+        self.access_policies.iter()
     }
 
     /// Insert or replace (same kind, namespace and name).

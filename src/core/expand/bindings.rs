@@ -137,7 +137,7 @@ fn bind<'a>(
 /// with their mesh identity (which the AuthorizationPolicy checks).
 /// The selectors a VirtualGateway picks its gateway Services with: every KUBE workload's, or
 /// everything in its namespace when it has no `workloads`.
-fn workload_selectors(vg: &VirtualGateway) -> Vec<&ObjectSelector> {
+pub fn workload_selectors(vg: &VirtualGateway) -> Vec<&ObjectSelector> {
     static EVERYTHING: ObjectSelector = ObjectSelector {
         labels: None,
         name: None,

@@ -6,7 +6,8 @@ use crate::core::object::GlooKind;
 #[derive(Clone, Copy, Debug)]
 pub struct Rule {
     pub id: &'static str,
-    pub kind: GlooKind,
+    /// The kind the rule's findings are on (a Gloo kind's name, or EgressGuardrail).
+    pub kind: &'static str,
     /// R (reject), W (warn), D (default) or combinations, as in API.md §7.
     pub action: &'static str,
     pub summary: &'static str,
@@ -15,7 +16,7 @@ pub struct Rule {
 const fn es(id: &'static str, action: &'static str, summary: &'static str) -> Rule {
     Rule {
         id,
-        kind: GlooKind::ExternalService,
+        kind: GlooKind::ExternalService.as_str(),
         action,
         summary,
     }
@@ -23,7 +24,7 @@ const fn es(id: &'static str, action: &'static str, summary: &'static str) -> Ru
 const fn vg(id: &'static str, action: &'static str, summary: &'static str) -> Rule {
     Rule {
         id,
-        kind: GlooKind::VirtualGateway,
+        kind: GlooKind::VirtualGateway.as_str(),
         action,
         summary,
     }
@@ -31,7 +32,16 @@ const fn vg(id: &'static str, action: &'static str, summary: &'static str) -> Ru
 const fn ap(id: &'static str, action: &'static str, summary: &'static str) -> Rule {
     Rule {
         id,
-        kind: GlooKind::AccessPolicy,
+        kind: GlooKind::AccessPolicy.as_str(),
+        action,
+        summary,
+    }
+}
+
+const fn guardrail(id: &'static str, action: &'static str, summary: &'static str) -> Rule {
+    Rule {
+        id,
+        kind: crate::core::guardrails::validate::KIND,
         action,
         summary,
     }
@@ -238,6 +248,48 @@ pub const CATALOGUE: &[Rule] = &[
         "no selected ExternalService is routed through a gateway: not enforceable",
     ),
     ap("A16", "W", "request principals have the form iss/sub or *"),
+    // EgressGuardrails (issue 14): the action is the guardrail's enforcementAction
+    // (deny: R, warn: W, audit: reported in the guardrail's status only).
+    es(
+        "G1",
+        "R/W",
+        "guardrail allowedHosts: every host is within one of the globs",
+    ),
+    es(
+        "G2",
+        "R/W",
+        "guardrail deniedHosts: no host reaches a denied glob (deny wins)",
+    ),
+    es(
+        "G3",
+        "R/W",
+        "guardrail requireEgressGateway: every port has egressGatewayRoutes",
+    ),
+    es(
+        "G4",
+        "R/W",
+        "guardrail allowedGateways: every VirtualGateway reference is allowed",
+    ),
+    es(
+        "G5",
+        "R/W",
+        "guardrail requireAccessPolicy: an AccessPolicy selects it (also on AccessPolicy delete/change)",
+    ),
+    guardrail(
+        "G6",
+        "R",
+        "allowedHosts / deniedHosts entries are DNS globs",
+    ),
+    guardrail(
+        "G7",
+        "R",
+        "allowedGateways name (name and namespace) an existing VirtualGateway",
+    ),
+    guardrail(
+        "G8",
+        "R",
+        "namespaceSelector is a valid label selector; enforcementAction is deny, warn or audit",
+    ),
 ];
 
 pub fn rule(id: &str) -> Option<&'static Rule> {

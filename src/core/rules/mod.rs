@@ -45,5 +45,12 @@ pub fn validate_defaulted(
         }
         _ => {}
     }
+    // The guardrails (issue 14) of the object's namespace; the defaulted object, as for the
+    // other cross-object rules.
+    report
+        .findings
+        .extend(super::guardrails::admission_findings(
+            defaulted, snap, opts, op,
+        ));
     report.findings
 }

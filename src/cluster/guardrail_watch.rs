@@ -1,0 +1,113 @@
+//! The watches behind the guardrails (issue 14): EgressGuardrails, and the labels of every
+//! Namespace (metadata only: a namespace's spec and status are of no use here). They feed the
+//! catalog's [`Guardrails`](crate::core::guardrails::Guardrails) and count towards its first
+//! sync like the watches of `catalog`: admission must not run before it knows the guardrails.
+//!
+//! A guardrail is a typed watch: its schema (all fields optional, strings and booleans) admits
+//! no stored object our type cannot read.
+
+use std::collections::BTreeMap;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client,
+    core::PartialObjectMeta,
+    runtime::{WatchStreamExt, watcher},
+};
+use tokio::task::JoinHandle;
+
+use crate::api::EgressGuardrail;
+use crate::catalog::Catalog;
+
+/// How many watches [`start`] spawns (each counts once towards the catalog's sync).
+pub const WATCHES: usize = 2;
+
+pub fn start(
+    client: Client,
+    catalog: Arc<Catalog>,
+    pending: Arc<AtomicUsize>,
+) -> Vec<JoinHandle<()>> {
+    vec![
+        tokio::spawn(guardrails(client.clone(), catalog.clone(), pending.clone())),
+        tokio::spawn(namespaces(client, catalog, pending)),
+    ]
+}
+
+/// One of the catalog's watches has listed for the first time.
+fn listed(catalog: &Catalog, pending: &AtomicUsize, synced: &mut bool) {
+    if !*synced {
+        *synced = true;
+        if pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            catalog.mark_synced();
+            tracing::info!(counts = ?catalog.counts(), "catalog synced with the cluster");
+        }
+    }
+}
+
+async fn guardrails(client: Client, catalog: Arc<Catalog>, pending: Arc<AtomicUsize>) {
+    let api: Api<EgressGuardrail> = Api::all(client);
+    let stream =
+        watcher(api, watcher::Config::default().any_semantic()).backoff(super::watch_backoff());
+    let mut stream = std::pin::pin!(stream);
+    let mut relist = Vec::new();
+    let mut synced = false;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Init) => relist.clear(),
+            Ok(watcher::Event::InitApply(g)) => relist.push(g),
+            Ok(watcher::Event::InitDone) => {
+                let all = std::mem::take(&mut relist);
+                tracing::debug!(guardrails = all.len(), "EgressGuardrails listed");
+                catalog.update_guardrails(|g| g.replace_all(all));
+                listed(&catalog, &pending, &mut synced);
+            }
+            Ok(watcher::Event::Apply(g)) => catalog.update_guardrails(|all| all.upsert(g)),
+            Ok(watcher::Event::Delete(g)) => {
+                let name = g.metadata.name.unwrap_or_default();
+                catalog.update_guardrails(|all| all.remove(&name));
+            }
+            Err(e) => {
+                tracing::warn!(kind = "EgressGuardrail", error = %e, "watch failed; retrying with backoff")
+            }
+        }
+    }
+}
+
+async fn namespaces(client: Client, catalog: Arc<Catalog>, pending: Arc<AtomicUsize>) {
+    // Metadata-only requests (kube 5 sends them for an Api of PartialObjectMeta).
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
+    let stream =
+        watcher(api, watcher::Config::default().any_semantic()).backoff(super::watch_backoff());
+    let mut stream = std::pin::pin!(stream);
+    let mut relist: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    let mut synced = false;
+    let entry =
+        |m: kube::core::ObjectMeta| (m.name.unwrap_or_default(), m.labels.unwrap_or_default());
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Init) => relist.clear(),
+            Ok(watcher::Event::InitApply(ns)) => relist.push(entry(ns.metadata)),
+            Ok(watcher::Event::InitDone) => {
+                let all = std::mem::take(&mut relist);
+                catalog.update_guardrails(|g| g.replace_namespaces(all));
+                listed(&catalog, &pending, &mut synced);
+            }
+            Ok(watcher::Event::Apply(ns)) => {
+                let (name, labels) = entry(ns.metadata);
+                catalog.update_guardrails(|g| g.set_namespace(&name, labels));
+            }
+            Ok(watcher::Event::Delete(ns)) => {
+                let name = ns.metadata.name.unwrap_or_default();
+                catalog.update_guardrails(|g| g.remove_namespace(&name));
+            }
+            Err(e) => {
+                tracing::warn!(kind = "Namespace", error = %e, "watch failed; retrying with backoff")
+            }
+        }
+    }
+}
