@@ -9,7 +9,7 @@ BIN := $(TARGET_DIR)/release/egress-webhook
 # EGRESS_SKIP_CLUSTER_TESTS=1 skips the cluster tests, and with them the control-plane build.
 CONTROLPLANE := $(if $(filter 1,$(EGRESS_SKIP_CLUSTER_TESTS)),,controlplane)
 
-.PHONY: fuzz all build static static-path image test lint unit controlplane dev dev-up dev-down crds manifests bench bench-controller reliability golden clean
+.PHONY: fuzz fuzz-nightly all build static static-path image test lint unit controlplane dev dev-up dev-down crds manifests bench bench-controller reliability golden clean
 
 all: build
 
@@ -88,6 +88,20 @@ manifests:
 FUZZ_CASES ?= 250000
 fuzz:
 	CASES=$(FUZZ_CASES) CARGO=$(CARGO) hack/fuzz/run.sh
+
+# cargo-fuzz, pinned like oha, built from crates.io into the tool cache on first use.
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ_ROOT := $(HOME)/.cache/egress-webhook/tools/cargo-fuzz-$(CARGO_FUZZ_VERSION)
+$(CARGO_FUZZ_ROOT)/bin/cargo-fuzz:
+	$(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION) --root $(CARGO_FUZZ_ROOT)
+
+## The cargo-fuzz targets of fuzz/ with the nightly toolchain (`decode`: bytes through the review
+## decoder and decision; `core`: files through loading, defaulting, validation and expansion),
+## FUZZ_SECONDS each, seeded from hack/reviews, fuzz/seeds, manifests/examples and the golden
+## inputs; prints each target's executions and rate. Nightly only, so not part of `make test`.
+FUZZ_SECONDS ?= 60
+fuzz-nightly: $(CARGO_FUZZ_ROOT)/bin/cargo-fuzz
+	PATH=$(CARGO_FUZZ_ROOT)/bin:$$PATH FUZZ_SECONDS=$(FUZZ_SECONDS) hack/fuzz/nightly.sh
 
 ## Regenerate the golden files after a deliberate change to the expansion; review the diff.
 golden:
