@@ -35,6 +35,7 @@ use crate::core::{
     Finding, Object, Options, Severity, Snapshot,
     defaults::default_object,
     expand::{ParentRef, affected_parents},
+    mesh_config::Outbound,
     selectors::is_local_cluster,
     snapshot::external_service_destinations,
 };
@@ -502,6 +503,23 @@ impl Catalog {
         self.publish(snap);
         drop(pending);
         self.announce(affected);
+    }
+
+    /// The mesh's outbound traffic policy as its ConfigMaps now say (M1). Announced to nobody:
+    /// it changes no companion and no status (M1 is reported on apply only, `rules::mesh`).
+    pub fn set_outbound(&self, outbound: Option<Outbound>) {
+        let _writing = self.writing();
+        if self.snapshot.load().outbound() == outbound.as_ref() {
+            return;
+        }
+        let mut snap = self.draft();
+        snap.set_outbound(outbound);
+        self.publish(snap);
+    }
+
+    /// The outbound policy the rules see now (`None`: not known).
+    pub fn outbound(&self) -> Option<Outbound> {
+        self.read(|s| s.outbound().cloned())
     }
 
     pub fn mark_synced(&self) {

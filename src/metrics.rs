@@ -132,6 +132,8 @@ pub struct Metrics {
     pub controller_reads: Family<VerbLabels, Counter>,
     /// 1 for the admission port's client-authentication mode, 0 for the others.
     pub client_auth: Family<ModeLabels, Gauge>,
+    /// The mesh's outbound traffic policy the webhook sees (M1): 1 for the mode in force.
+    pub mesh_outbound_policy: Family<ModeLabels, Gauge>,
     pub client_certs_rejected: Family<ReasonLabels, Counter>,
     /// 1 while the catalog's watch of a kind is connected, 0 while it fails.
     pub watch_connected: Family<KindLabels, Gauge>,
@@ -265,6 +267,12 @@ impl Metrics {
             "How the admission port knows its caller is the apiserver: 1 for the mode in force (mtls, network, none)",
             client_auth.clone(),
         );
+        let mesh_outbound_policy = Family::<ModeLabels, Gauge>::default();
+        registry.register(
+            "mesh_outbound_policy",
+            "The mesh's outbound traffic policy from the istio ConfigMaps in istio-system: 1 for the mode in force (ALLOW_ANY, REGISTRY_ONLY); absent while not known",
+            mesh_outbound_policy.clone(),
+        );
         let client_certs_rejected = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "client_certificates_rejected",
@@ -302,6 +310,7 @@ impl Metrics {
             status_writes,
             events,
             client_auth,
+            mesh_outbound_policy,
             client_certs_rejected,
             queue_depth,
             reconcile_duration,
@@ -346,6 +355,18 @@ impl Metrics {
             self.client_auth
                 .get_or_create(&ModeLabels {
                     mode: m.to_string(),
+                })
+                .set(i64::from(m == mode));
+        }
+    }
+
+    /// The mesh's outbound traffic policy: 1 for `mode`, 0 for the other.
+    pub fn set_mesh_outbound_policy(&self, mode: crate::core::mesh_config::OutboundMode) {
+        use crate::core::mesh_config::OutboundMode;
+        for m in [OutboundMode::AllowAny, OutboundMode::RegistryOnly] {
+            self.mesh_outbound_policy
+                .get_or_create(&ModeLabels {
+                    mode: m.as_str().to_string(),
                 })
                 .set(i64::from(m == mode));
         }

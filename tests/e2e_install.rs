@@ -347,6 +347,15 @@ fn service_account_may_do_what_the_code_needs_and_no_more() {
         ),
         ("create", "events.events.k8s.io", None, "yes"),
         ("patch", "events.events.k8s.io", None, "yes"),
+        // src/cluster/mesh_watch.rs: the mesh ConfigMaps of istio-system, read-only, there only.
+        ("list", "configmaps", Some("istio-system"), "yes"),
+        ("watch", "configmaps", Some("istio-system"), "yes"),
+        ("get", "configmaps/istio", Some("istio-system"), "yes"),
+        ("update", "configmaps/istio", Some("istio-system"), "no"),
+        ("patch", "configmaps/istio", Some("istio-system"), "no"),
+        ("list", "configmaps", default, "no"),
+        ("list", "configmaps", None, "no"),
+        ("get", "secrets", Some("istio-system"), "no"),
     ];
     for kind in ISTIO {
         for verb in ["get", "list", "watch", "create", "patch", "delete"] {

@@ -87,8 +87,9 @@ const BASE: &[(&str, usize)] = &[
     ("ServiceAccount", 1),
     ("ClusterRole", 1),
     ("ClusterRoleBinding", 1),
-    ("Role", 1),
-    ("RoleBinding", 1),
+    // The Lease's, and the mesh config's in istio-system.
+    ("Role", 2),
+    ("RoleBinding", 2),
     ("Deployment", 1),
     ("Service", 1),
     ("PodDisruptionBudget", 1),

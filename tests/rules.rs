@@ -6,10 +6,11 @@ mod support;
 use std::collections::BTreeSet;
 
 use egress_webhook::core::{
-    Object, Operation, Options, Snapshot, check_with_guardrails,
+    Object, Operation, Options, Snapshot, check_in_mesh,
     defaults::default_object,
     guardrails::Guardrails,
-    rules::{catalogue::CATALOGUE, validate},
+    mesh_config,
+    rules::{catalogue::CATALOGUE, on_apply},
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -46,6 +47,9 @@ struct Case {
     /// Namespace name → its labels, for the guardrails' namespaceSelectors.
     #[serde(default)]
     namespaces: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// The mesh configuration (a MeshConfig, Helm values or the `istio` ConfigMap, as
+    /// `--mesh-config` reads it); without it the mesh's outbound policy is unknown.
+    mesh: Option<String>,
     review: Option<Review>,
     #[serde(default)]
     expect: Vec<Expect>,
@@ -197,8 +201,13 @@ fn run_case(file: &str, case: &Case) -> (BTreeSet<String>, BTreeSet<String>) {
         }
     }
 
+    let outbound = case.mesh.as_ref().map(|text| {
+        mesh_config::parse("mesh", text)
+            .unwrap_or_else(|e| panic!("{file}: case {:?}: {e}", case.name))
+            .outbound("mesh.yaml")
+    });
     let findings = match &case.review {
-        None => check_with_guardrails(&objects, case_guardrails(case), &opts),
+        None => check_in_mesh(&objects, case_guardrails(case), outbound.as_ref(), &opts),
         Some(r) => {
             let obj = find(&objects, &r.object, &case.name);
             let mut snap = Snapshot::new(
@@ -206,6 +215,7 @@ fn run_case(file: &str, case: &Case) -> (BTreeSet<String>, BTreeSet<String>) {
                 &opts,
             );
             *snap.guardrails_mut() = case_guardrails(case);
+            snap.set_outbound(outbound.clone());
             let old = r
                 .old
                 .clone()
@@ -216,7 +226,7 @@ fn run_case(file: &str, case: &Case) -> (BTreeSet<String>, BTreeSet<String>) {
                 "DELETE" => Operation::Delete,
                 other => panic!("unknown operation {other}"),
             };
-            validate(obj, &snap, &opts, op)
+            on_apply(obj, &default_object(obj.clone(), &opts), &snap, &opts, op)
         }
     };
     let listing = findings
@@ -286,15 +296,16 @@ fn every_rule_has_a_firing_case_and_a_near_miss() {
     assert!(no_miss.is_empty(), "rules without a near miss: {no_miss:?}");
 }
 
-/// The catalogue is exactly API.md §7 (E1–E26, V1–V21, A1–A16), and E27, which istiod's
-/// DestinationRule validation adds (found by tests/fuzz_core.rs), and the EgressGuardrail
-/// rules G1–G8 (issue 14).
+/// The catalogue is exactly API.md §7 (E1–E26, V1–V21, A1–A16), E27, which istiod's
+/// DestinationRule validation adds (found by tests/fuzz_core.rs), the EgressGuardrail rules
+/// G1–G8 (issue 14), and M1 (issue 15).
 #[test]
 fn catalogue_is_api_md_section_7() {
     let mut want: Vec<String> = (1..=27).map(|i| format!("E{i}")).collect();
     want.extend((1..=21).map(|i| format!("V{i}")));
     want.extend((1..=16).map(|i| format!("A{i}")));
     want.extend((1..=8).map(|i| format!("G{i}")));
+    want.push("M1".to_string());
     let have: Vec<String> = CATALOGUE.iter().map(|r| r.id.to_string()).collect();
     assert_eq!(have, want);
 }

@@ -638,6 +638,9 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
             })
             .set(i64::from(up));
     }
+    if let Some(outbound) = st.catalog.outbound() {
+        st.metrics.set_mesh_outbound_policy(outbound.mode);
+    }
     for (kind, n) in st.catalog.counts() {
         st.metrics
             .catalog_objects

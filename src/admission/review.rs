@@ -17,7 +17,7 @@ use crate::core::{
     Finding, Object, Operation, Options, Severity, Snapshot,
     defaults::default_object,
     object::{DecodeError, GlooKind},
-    rules::validate_defaulted,
+    rules::{on_apply, validate_defaulted},
     text::{is_unprintable, printable},
 };
 
@@ -621,7 +621,7 @@ fn validate(
                 _ => Operation::Create,
             };
             let defaulted = default_object(obj.clone(), opts);
-            let findings = validate_defaulted(&obj, &defaulted, snap, opts, op);
+            let findings = on_apply(&obj, &defaulted, snap, opts, op);
             outcome.admitted = Some(defaulted);
             outcome.reviewed = Some(obj);
             findings

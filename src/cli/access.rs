@@ -106,10 +106,14 @@ pub fn run(args: &AccessArgs, out: &mut impl Write, err: &mut impl Write) -> i32
             })
             .collect();
         // `istio` is the default revision's; a revisioned one only when there is no default.
-        inputs.cluster_mesh = cluster
-            .mesh
-            .into_iter()
-            .min_by_key(|(name, _)| name != "istio");
+        let mesh = match cluster.mesh {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = writeln!(err, "error: --kubeconfig {kubeconfig}: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        inputs.cluster_mesh = mesh.into_iter().min_by_key(|(name, _)| name != "istio");
         inputs.cluster = Some(cluster.objects);
     }
     inputs.user_policies.extend(file_policies);
@@ -153,7 +157,7 @@ pub fn evaluate(
     let opts = args.core.options();
     let findings = match &inputs.cluster {
         None => core::check(&inputs.objects, &opts),
-        Some(cluster) => core::check_against(&inputs.objects, cluster, &opts),
+        Some(cluster) => core::check_against(&inputs.objects, cluster, &opts, None),
     };
     if has_errors(&findings) {
         for f in &findings {

@@ -2,7 +2,12 @@
 
 use std::io::Write;
 
-use crate::core::{self, Finding, findings::has_errors};
+use crate::cluster::live::MESH_NAMESPACE;
+use crate::core::{
+    self, Finding,
+    findings::has_errors,
+    mesh_config::{self, Outbound, outbound_of},
+};
 use crate::load;
 
 use super::{CoreFlags, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
@@ -25,6 +30,11 @@ pub struct CheckArgs {
     /// as the admission would: its exact messages.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<String>,
+    /// Istio's mesh configuration (a MeshConfig, Helm values or the `istio` ConfigMap): its
+    /// outbound traffic policy is checked (M1). With `--kubeconfig`, the cluster's mesh
+    /// ConfigMaps are read instead unless this is given; without either it is not checked.
+    #[arg(long, value_name = "FILE")]
+    pub mesh_config: Option<String>,
     /// Files or directories of YAML/JSON (multi-document, `kind: List`); `-` reads stdin.
     #[arg(required = true)]
     pub inputs: Vec<String>,
@@ -48,25 +58,45 @@ pub fn run(args: &CheckArgs, out: &mut impl Write, err: &mut impl Write) -> i32 
     let objects: Vec<_> = loaded.objects.into_iter().map(|l| l.object).collect();
     let opts = args.core.options();
     let mut notes = loaded.notes;
-    let findings = match (&args.kubeconfig, args.guardrails.is_empty()) {
-        (None, true) => core::check(&objects, &opts),
-        (None, false) => {
-            let guardrails = match guardrails_and_namespaces(args) {
-                Ok((g, n)) => {
-                    notes.extend(n);
-                    g
-                }
-                Err(e) => {
-                    let _ = writeln!(err, "error: {e}");
-                    return EXIT_USAGE;
+    let file_mesh = match args.mesh_config.as_deref().map(read_mesh).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writeln!(err, "error: --mesh-config: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let findings = match &args.kubeconfig {
+        None => {
+            let guardrails = if args.guardrails.is_empty() {
+                core::guardrails::Guardrails::default()
+            } else {
+                match guardrails_and_namespaces(args) {
+                    Ok((g, n)) => {
+                        notes.extend(n);
+                        g
+                    }
+                    Err(e) => {
+                        let _ = writeln!(err, "error: {e}");
+                        return EXIT_USAGE;
+                    }
                 }
             };
-            core::check_with_guardrails(&objects, guardrails, &opts)
+            core::check_in_mesh(&objects, guardrails, file_mesh.as_ref(), &opts)
         }
-        (Some(kubeconfig), _) => match super::cluster_input::read(kubeconfig, &opts, false) {
+        Some(kubeconfig) => match super::cluster_input::read(kubeconfig, &opts, false) {
             Ok(cluster) => {
                 notes.extend(cluster.notes);
-                core::check_against(&objects, &cluster.objects, &opts)
+                // The admission's view: the cluster's mesh ConfigMaps, as `serve` watches them.
+                let outbound = file_mesh.or_else(|| match cluster.mesh {
+                    Ok(configs) => Some(outbound_of(MESH_NAMESPACE, &configs)),
+                    Err(e) => {
+                        notes.push(format!(
+                            "note: {e}: the mesh's outbound policy (M1) is not checked"
+                        ));
+                        None
+                    }
+                });
+                core::check_against(&objects, &cluster.objects, &opts, outbound.as_ref())
             }
             Err(e) => {
                 let _ = writeln!(err, "error: --kubeconfig {kubeconfig}: {e}");
@@ -104,6 +134,12 @@ fn guardrails_and_namespaces(
     namespaces.append(&mut files.namespaces);
     files.namespaces = namespaces;
     Ok((files.into_guardrails(), notes))
+}
+
+/// `--mesh-config FILE`: its outbound policy, the file named as its source.
+fn read_mesh(path: &str) -> Result<Outbound, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(mesh_config::parse(path, &text)?.outbound(path))
 }
 
 fn write_text(out: &mut impl Write, notes: &[String], findings: &[Finding]) -> std::io::Result<()> {

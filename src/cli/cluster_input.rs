@@ -13,12 +13,14 @@ pub struct ClusterInput {
     pub objects: Vec<Object>,
     /// AuthorizationPolicies (only when asked for).
     pub policies: Vec<Value>,
-    /// Mesh configurations by ConfigMap name (only when asked for).
-    pub mesh: Vec<(String, MeshConfig)>,
+    /// Mesh configurations by ConfigMap name, or why they could not be read (a kubeconfig
+    /// without access to ConfigMaps in istio-system can still check objects).
+    pub mesh: Result<Vec<(String, MeshConfig)>, String>,
     pub notes: Vec<String>,
 }
 
-/// Read the cluster of `kubeconfig`; `for_access` adds policies and mesh configuration.
+/// Read the cluster of `kubeconfig`: the catalog's objects, the mesh configuration, and with
+/// `for_access` the AuthorizationPolicies.
 pub fn read(kubeconfig: &str, opts: &Options, for_access: bool) -> Result<ClusterInput, String> {
     // kube's TLS needs a process-wide crypto provider; ring, as everywhere else.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -29,14 +31,12 @@ pub fn read(kubeconfig: &str, opts: &Options, for_access: bool) -> Result<Cluste
     runtime.block_on(async {
         let client = live::client(Path::new(kubeconfig)).await?;
         let listed = live::list_objects(&client, opts).await?;
-        let (policies, mesh) = if for_access {
-            (
-                live::list_authorization_policies(&client).await?,
-                live::mesh_configs(&client).await?,
-            )
+        let policies = if for_access {
+            live::list_authorization_policies(&client).await?
         } else {
-            (Vec::new(), Vec::new())
+            Vec::new()
         };
+        let mesh = live::mesh_configs(&client).await;
         Ok(ClusterInput {
             objects: listed.objects,
             policies,

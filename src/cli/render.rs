@@ -76,7 +76,7 @@ fn render_against(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> i32 {
-    let findings = core::check_against(files, cluster, opts);
+    let findings = core::check_against(files, cluster, opts, None);
     for n in notes {
         let _ = writeln!(err, "{n}");
     }

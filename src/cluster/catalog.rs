@@ -1,6 +1,7 @@
 //! The cluster source of the Catalog: one watch per kind (ExternalService, VirtualGateway,
-//! AccessPolicy, Service, ServiceAccount), every event applied to the Catalog, and the live
-//! lookups ([`LiveRefresher`]) that stand between a stale cache and a wrong denial.
+//! AccessPolicy, Service, ServiceAccount), every event applied to the Catalog, the mesh's
+//! outbound policy (`mesh_watch`), and the live lookups ([`LiveRefresher`]) that stand between a
+//! stale cache and a wrong denial.
 //!
 //! Events: an added or modified object is defaulted (as the mutating webhook would have) and
 //! upserted; a deleted one is removed; a (re-)list replaces every object of its kind at once.
@@ -117,10 +118,11 @@ pub fn cluster_catalog(client: Client, opts: &Options) -> (Arc<Catalog>, Cluster
     (catalog, source)
 }
 
-/// Start one watch per kind, feeding `catalog`.
+/// Start one watch per kind and the mesh ConfigMaps' watch, feeding `catalog`.
 pub fn start(client: Client, catalog: Arc<Catalog>) -> ClusterSource {
+    // The kinds, the guardrails' watches and the mesh ConfigMaps' (`mesh_watch`).
     let pending = Arc::new(AtomicUsize::new(
-        Kind::ALL.len() + super::guardrail_watch::WATCHES,
+        Kind::ALL.len() + super::guardrail_watch::WATCHES + 1,
     ));
     let mut tasks: Vec<JoinHandle<()>> = Kind::ALL
         .into_iter()
@@ -138,6 +140,11 @@ pub fn start(client: Client, catalog: Arc<Catalog>) -> ClusterSource {
         catalog.clone(),
         pending.clone(),
     ));
+    tasks.push(tokio::spawn(super::mesh_watch::watch(
+        client.clone(),
+        catalog.clone(),
+        pending,
+    )));
     tasks.push(tokio::spawn(probe_failing(client, catalog)));
     ClusterSource { tasks }
 }
@@ -153,6 +160,12 @@ async fn probe_failing(client: Client, catalog: Arc<Catalog>) {
     loop {
         tick.tick().await;
         for (name, _) in catalog.health.failing() {
+            if name == super::mesh_watch::HEALTH_NAME {
+                if super::mesh_watch::answers(client.clone()).await {
+                    catalog.health.ok(name);
+                }
+                continue;
+            }
             let Some(kind) = Kind::ALL.into_iter().find(|k| k.name() == name) else {
                 continue;
             };

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::controlplane::ControlPlane;
 
 use super::dev::DevError;
+use super::live::MESH_NAMESPACE;
 use super::webhook::{NAME, RBAC_MANIFEST, RBAC_MANIFEST_PATH};
 
 /// How long the token is valid: longer than any test run or `make dev` session of a day (the
@@ -35,14 +36,21 @@ pub struct WebhookIdentity {
 }
 
 /// The documents of the RBAC manifest with every namespace (of the namespaced objects and of
-/// ServiceAccount subjects) set to `namespace`, preceded by that Namespace.
+/// ServiceAccount subjects) set to `namespace`, but Istio's (the mesh config Role stays in
+/// istio-system), preceded by those two Namespaces: the local control plane stands in for a
+/// cluster with Istio installed.
 pub fn rbac_objects(namespace: &str) -> Result<Vec<Value>, String> {
     let docs = serde_saphyr::from_multiple::<Value>(RBAC_MANIFEST)
         .map_err(|e| format!("{RBAC_MANIFEST_PATH}: {e}"))?;
-    let mut out =
-        vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})];
+    let mut out = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MESH_NAMESPACE}}),
+    ];
     for mut doc in docs {
-        if doc["metadata"].get("namespace").is_some() {
+        if doc["metadata"]
+            .get("namespace")
+            .is_some_and(|ns| ns != MESH_NAMESPACE)
+        {
             doc["metadata"]["namespace"] = json!(namespace);
         }
         if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_array_mut) {
@@ -164,16 +172,25 @@ mod tests {
             kinds,
             [
                 "Namespace",
+                "Namespace",
                 "ServiceAccount",
                 "ClusterRole",
                 "ClusterRoleBinding",
                 "Role",
+                "RoleBinding",
+                "Role",
                 "RoleBinding"
             ]
         );
-        for o in &objs[1..] {
+        for o in &objs[2..] {
             if let Some(ns) = o["metadata"].get("namespace") {
-                assert_eq!(ns, "dev-ns", "{}", o["kind"]);
+                let mesh = o["metadata"]["name"] == "egress-webhook-mesh-config";
+                assert_eq!(
+                    ns,
+                    if mesh { "istio-system" } else { "dev-ns" },
+                    "{}",
+                    o["kind"]
+                );
             }
             for s in o["subjects"].as_array().into_iter().flatten() {
                 assert_eq!(s["namespace"], "dev-ns", "{}", o["kind"]);

@@ -12,6 +12,7 @@ pub mod guardrail_watch;
 pub mod identity;
 pub mod live;
 pub mod lockdown;
+pub mod mesh_watch;
 pub mod self_signed;
 pub mod webhook;
 

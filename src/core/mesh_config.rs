@@ -94,6 +94,62 @@ pub fn from_mesh_key(source: &str, text: &str) -> Result<MeshConfig, String> {
     from_value(source, "mesh.", &inner)
 }
 
+/// The outbound traffic policy the rules see (M1): the mode in force and where it comes from,
+/// for the message that names what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outbound {
+    pub mode: OutboundMode,
+    /// Where the mode is set, or why it is the default: "ConfigMap istio-system/istio", ...
+    pub source: String,
+}
+
+impl MeshConfig {
+    /// The outbound policy this one configuration sets; `source` names it (a file, a ConfigMap).
+    pub fn outbound(&self, source: &str) -> Outbound {
+        let how = if self.outbound_mode_set {
+            ""
+        } else {
+            ", mode not set: Istio's default"
+        };
+        Outbound {
+            mode: self.outbound_mode,
+            source: format!("{source}{how}"),
+        }
+    }
+}
+
+/// The mesh's outbound policy from its ConfigMaps in `namespace` (name and MeshConfig, the
+/// default `istio` and any revisioned `istio-<rev>`): ALLOW_ANY when there is none (Istio's
+/// default) or when any of them leaves it ALLOW_ANY, because the sidecars of that revision let
+/// undeclared hosts out; the source names those ConfigMaps. REGISTRY_ONLY when all say so.
+pub fn outbound_of(namespace: &str, configs: &[(String, MeshConfig)]) -> Outbound {
+    if configs.is_empty() {
+        return Outbound {
+            mode: OutboundMode::AllowAny,
+            source: format!("no ConfigMap {namespace}/istio: Istio's default"),
+        };
+    }
+    let open: Vec<String> = configs
+        .iter()
+        .filter(|(_, m)| m.outbound_mode == OutboundMode::AllowAny)
+        .map(|(name, m)| m.outbound(&format!("ConfigMap {namespace}/{name}")).source)
+        .collect();
+    if open.is_empty() {
+        let names: Vec<String> = configs
+            .iter()
+            .map(|(name, _)| format!("ConfigMap {namespace}/{name}"))
+            .collect();
+        return Outbound {
+            mode: OutboundMode::RegistryOnly,
+            source: names.join(", "),
+        };
+    }
+    Outbound {
+        mode: OutboundMode::AllowAny,
+        source: open.join("; "),
+    }
+}
+
 fn from_value(source: &str, at: &str, v: &Value) -> Result<MeshConfig, String> {
     let mut out = MeshConfig::default();
     if v.is_null() {
@@ -170,6 +226,30 @@ mod tests {
         let m = parse("cm.yaml", cm).unwrap();
         assert_eq!(m.outbound_mode, OutboundMode::RegistryOnly);
         assert_eq!(m.root_namespace, "mesh-root");
+    }
+
+    #[test]
+    fn outbound_is_allow_any_without_config_maps_or_when_any_leaves_it_open() {
+        let registry = parse("f", "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n").unwrap();
+        let unset = MeshConfig::default();
+        let none = outbound_of("istio-system", &[]);
+        assert_eq!(none.mode, OutboundMode::AllowAny);
+        assert_eq!(
+            none.source,
+            "no ConfigMap istio-system/istio: Istio's default"
+        );
+        let closed = outbound_of("istio-system", &[("istio".into(), registry.clone())]);
+        assert_eq!(closed.mode, OutboundMode::RegistryOnly);
+        assert_eq!(closed.source, "ConfigMap istio-system/istio");
+        let mixed = outbound_of(
+            "istio-system",
+            &[("istio".into(), registry), ("istio-canary".into(), unset)],
+        );
+        assert_eq!(mixed.mode, OutboundMode::AllowAny);
+        assert_eq!(
+            mixed.source,
+            "ConfigMap istio-system/istio-canary, mode not set: Istio's default"
+        );
     }
 
     #[test]

@@ -63,15 +63,27 @@ pub fn check_with_guardrails(
     guardrails: guardrails::Guardrails,
     opts: &Options,
 ) -> Vec<Finding> {
+    check_in_mesh(objects, guardrails, None, opts)
+}
+
+/// [`check_with_guardrails`] in a mesh whose outbound traffic policy is known
+/// (`--mesh-config`): M1 as well.
+pub fn check_in_mesh(
+    objects: &[Object],
+    guardrails: guardrails::Guardrails,
+    outbound: Option<&mesh_config::Outbound>,
+    opts: &Options,
+) -> Vec<Finding> {
     let defaulted: Vec<Object> = objects
         .iter()
         .map(|o| defaults::default_object(o.clone(), opts))
         .collect();
     let mut snapshot = Snapshot::new(defaulted.iter().cloned(), opts);
     *snapshot.guardrails_mut() = guardrails;
+    snapshot.set_outbound(outbound.cloned());
     let mut out = Vec::new();
     for (written, defaulted) in objects.iter().zip(&defaulted) {
-        out.extend(rules::validate_defaulted(
+        out.extend(rules::on_apply(
             written,
             defaulted,
             &snapshot,
@@ -88,13 +100,20 @@ pub fn check_with_guardrails(
 /// `check --kubeconfig`: the objects of the files checked against a cluster's (`cluster`,
 /// defaulted), each file object replacing the cluster's version of it, and validated as the
 /// admission would see its apply: an update of the stored version when there is one, else a
-/// create. Only the files' objects are reported on.
-pub fn check_against(files: &[Object], cluster: &[Object], opts: &Options) -> Vec<Finding> {
+/// create. Only the files' objects are reported on. `outbound`: the cluster's mesh outbound
+/// policy (M1), as the admission sees it.
+pub fn check_against(
+    files: &[Object],
+    cluster: &[Object],
+    opts: &Options,
+    outbound: Option<&mesh_config::Outbound>,
+) -> Vec<Finding> {
     let defaulted: Vec<Object> = files
         .iter()
         .map(|o| defaults::default_object(o.clone(), opts))
         .collect();
-    let snapshot = Snapshot::new(overlay(cluster, &defaulted), opts);
+    let mut snapshot = Snapshot::new(overlay(cluster, &defaulted), opts);
+    snapshot.set_outbound(outbound.cloned());
     let mut out = Vec::new();
     for (written, defaulted) in files.iter().zip(&defaulted) {
         let id = written.id();
@@ -103,9 +122,7 @@ pub fn check_against(files: &[Object], cluster: &[Object], opts: &Options) -> Ve
             Some(old) => Operation::Update(old),
             None => Operation::Create,
         };
-        out.extend(rules::validate_defaulted(
-            written, defaulted, &snapshot, opts, op,
-        ));
+        out.extend(rules::on_apply(written, defaulted, &snapshot, opts, op));
     }
     out
 }

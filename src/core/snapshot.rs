@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 
 use crate::api::{AccessPolicy, ExternalService, ObjectSelector, VirtualGateway, list, text};
 
-use super::{Options, object::Object, selectors};
+use super::{Options, mesh_config::Outbound, object::Object, selectors};
 
 /// (namespace, name)
 pub type Key = (String, String);
@@ -73,6 +73,8 @@ pub struct Snapshot {
     sa_namespaces_by_name: HashMap<String, SmallSet<String>>,
     /// EgressGuardrails and the namespaces' labels they select by (issue 14).
     guardrails: super::guardrails::Guardrails,
+    /// The mesh's outbound traffic policy, when known (M1).
+    outbound: Option<Outbound>,
 }
 
 impl Snapshot {
@@ -86,6 +88,17 @@ impl Snapshot {
             s.insert(o);
         }
         s
+    }
+
+    /// The mesh's outbound traffic policy: known from a cluster's mesh ConfigMaps (`serve`,
+    /// `--kubeconfig`) or `--mesh-config`; `None` for files alone, which do not say which mesh
+    /// they go to (M1 then says nothing).
+    pub fn outbound(&self) -> Option<&Outbound> {
+        self.outbound.as_ref()
+    }
+
+    pub fn set_outbound(&mut self, outbound: Option<Outbound>) {
+        self.outbound = outbound;
     }
 
     /// The stored object with the kind, namespace and name of `obj`.

@@ -1,4 +1,5 @@
-//! The rule catalogue of API.md §7 (and E25, E26 from DESIGN §5): every rule id we enforce.
+//! The rule catalogue of API.md §7 (and E25, E26 from DESIGN §5; M1, the mesh's outbound
+//! policy, from issue 15): every rule id we enforce.
 //! The rule-coverage test checks that each id here has a case that makes it fire.
 
 use crate::core::object::GlooKind;
@@ -289,6 +290,11 @@ pub const CATALOGUE: &[Rule] = &[
         "G8",
         "R",
         "namespaceSelector is a valid label selector; enforcementAction is deny, warn or audit",
+    ),
+    es(
+        "M1",
+        "W",
+        "routed through a gateway while the mesh's outbound policy is ALLOW_ANY: other hosts bypass it",
     ),
 ];
 

@@ -7,6 +7,7 @@
 pub mod access_policy;
 pub mod catalogue;
 pub mod external_service;
+pub mod mesh;
 pub mod syntax;
 pub mod virtual_gateway;
 
@@ -53,4 +54,21 @@ pub fn validate_defaulted(
             defaulted, snap, opts, op,
         ));
     report.findings
+}
+
+/// What applying `written` reports: [`validate_defaulted`], and the findings about its
+/// surroundings (M1, the mesh's outbound policy from `snap`) that belong in the answer to the
+/// apply but not in the object's status (`mesh`).
+pub fn on_apply(
+    written: &Object,
+    defaulted: &Object,
+    snap: &Snapshot,
+    opts: &Options,
+    op: Operation<'_>,
+) -> Vec<Finding> {
+    let mut findings = validate_defaulted(written, defaulted, snap, opts, op);
+    let mut report = Report::new(written.id(), opts.strict);
+    mesh::m1(defaulted, snap.outbound(), op, &mut report);
+    findings.extend(report.findings);
+    findings
 }
