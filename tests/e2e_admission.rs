@@ -29,6 +29,14 @@ fn e26(ns: &str) -> String {
     )
 }
 
+/// The M1 warning of ExternalService `ns/httpbin.org`: the test cluster has no mesh ConfigMap,
+/// so Istio's default ALLOW_ANY is in force.
+fn m1(ns: &str) -> String {
+    format!(
+        "Warning: ExternalService {ns}/httpbin.org: spec.ports[0].egressGatewayRoutes: the mesh's outbound traffic policy is ALLOW_ANY (no ConfigMap istio-system/istio: Istio's default): this host goes through the egress gateway, but workloads still reach every external host no ServiceEntry declares directly from their sidecars, bypassing it; set outboundTrafficPolicy.mode: REGISTRY_ONLY in the mesh config (key mesh of ConfigMap istio-system/istio, meshConfig in Istio's install values) [M1]"
+    )
+}
+
 fn e25(ns: &str, port: usize) -> String {
     format!("Warning: ExternalService {ns}/httpbin.org: spec.ports[{port}].clientsideTls: {E25}")
 }
@@ -85,6 +93,7 @@ fn running_example_is_admitted_in_dependency_order_and_stored_with_the_core_defa
         [
             e25("global", 0),
             e26("global"),
+            m1("global"),
             format!(
                 "{DENIED_CREATE}error: ExternalService global/httpbin.org: spec.ports[0].egressGatewayRoutes.virtualGatewayRefs[0]: VirtualGateway istio-egress/egress-vg does not exist [E22]"
             )
@@ -110,7 +119,10 @@ fn running_example_is_admitted_in_dependency_order_and_stored_with_the_core_defa
         es.stdout,
         "externalservice.networking.gloo.solo.io/httpbin.org created\n"
     );
-    assert_eq!(stderr_lines(&es), [e25("global", 0), e26("global")]);
+    assert_eq!(
+        stderr_lines(&es),
+        [e25("global", 0), e26("global"), m1("global")]
+    );
     let ap = apply(&dev, &example("50-accesspolicy.yaml"), &[]).expect_ok("AP");
     assert_eq!(
         ap.stdout,
@@ -331,8 +343,21 @@ fn server_dry_run_gives_the_same_verdicts_and_creates_nothing() {
         dry.stdout,
         "externalservice.networking.gloo.solo.io/httpbin.org created (server dry run)\n"
     );
-    let dry_warnings = dry.stderr.clone();
-    assert!(dry_warnings.starts_with("Warning: "), "{dry_warnings}");
+    assert!(dry.stderr.starts_with("Warning: "), "{}", dry.stderr);
+    // The verdict's warnings; the plan preview after them (`would create ...`,
+    // tests/e2e_plan_preview.rs) is what only a dry run says.
+    let dry_warnings: String = dry
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("Warning: would "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        dry.stderr
+            .contains("Warning: would create ServiceEntry e2e-dryrun/"),
+        "{}",
+        dry.stderr
+    );
     let mut dry_denials = Vec::new();
     for (what, yaml, message) in invalid_objects(ns) {
         let out = apply(&dev, &yaml, &["--dry-run=server"]).expect_err(what);
@@ -414,13 +439,13 @@ fn update_to_a_duplicate_port_match_is_denied_and_a_valid_change_admitted() {
     let e19 = format!(
         "admission webhook \"validate.egress-webhook.io\" denied the request: error: ExternalService {ns}/httpbin.org: spec.ports[1].egressGatewayRoutes.portMatch: portMatch 80 is already used by spec.ports[0]: each port routed through an egress gateway needs a unique portMatch [E19]"
     );
-    let warnings = [e25(ns, 0), e25(ns, 1), e26(ns)];
+    let warnings = [e25(ns, 0), e25(ns, 1), e26(ns), m1(ns)];
     // `kubectl apply` (a PATCH: an UPDATE for the webhook) prints the patch it tried, then why.
     let dup = apply(&dev, &es(80), &[]).expect_err("duplicate portMatch");
     let lines = stderr_lines(&dup);
-    assert_eq!(lines[..3], warnings);
+    assert_eq!(lines[..4], warnings);
     assert_eq!(
-        lines[3],
+        lines[4],
         "The request is invalid: error when applying patch:"
     );
     assert_eq!(

@@ -308,15 +308,20 @@ async fn handle(st: AppState, endpoint: Endpoint, req: Request) -> Response {
         outcome = decide(req);
     }
     drop(req);
-    if let (Some(obj), Some(c), false) = (
-        outcome.admitted.take(),
-        st.companions.as_ref(),
-        outcome.dry_run,
-    ) {
-        // Within what is left of the review's deadline: the answer must reach the apiserver
-        // before it gives up (the writer rolls back what it wrote when time runs out).
-        let budget = c.deadline.min(limit.saturating_sub(started.elapsed()));
-        write_companions(c, obj, budget, &mut outcome).await;
+    match (outcome.admitted.take(), st.companions.as_ref()) {
+        (Some(obj), Some(c)) if !outcome.dry_run => {
+            // Within what is left of the review's deadline: the answer must reach the apiserver
+            // before it gives up (the writer rolls back what it wrote when time runs out).
+            let budget = c.deadline.min(limit.saturating_sub(started.elapsed()));
+            write_companions(c, obj, budget, &mut outcome).await;
+        }
+        // A dry run writes nothing, and says what the real apply would write.
+        (Some(obj), Some(c)) => {
+            let create = outcome.operation == "CREATE";
+            let preview = c.controller.preview_admitted(&obj, create);
+            outcome.review.response.warnings.extend(preview);
+        }
+        _ => {}
     }
     let elapsed = started.elapsed();
     let span = tracing::info_span!(

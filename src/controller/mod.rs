@@ -38,6 +38,7 @@ pub mod leader;
 pub mod locks;
 pub mod observed;
 pub mod plan;
+pub mod preview;
 mod reconcile;
 pub mod runner;
 mod status;
