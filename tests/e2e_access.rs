@@ -72,6 +72,8 @@ fn access_check_and_render_against_the_live_cluster() {
         line_of(&stdout, "bookinfo/bookinfo-reviews").ends_with(": 403 RBAC: access denied"),
         "{stdout}"
     );
+    // Kubernetes' own namespaces are out of scope (their `default` ServiceAccounts exist).
+    assert!(!stdout.contains("kube-system/"), "{stdout}");
     let reviews = cli(&[
         "access",
         "--kubeconfig",

@@ -129,6 +129,19 @@ fn a_dry_run_lists_the_companion_changes_and_writes_nothing() {
         &["--dry-run=server"],
     )
     .expect_ok("dry run of the AccessPolicy");
+    // As the README shows it: the verdict's warning first, then the plan.
+    assert_eq!(
+        dry.stdout,
+        "accesspolicy.security.policy.gloo.solo.io/egress-access-policy created (server dry run)\n"
+    );
+    assert_eq!(
+        dry.stderr.lines().next(),
+        Some(
+            "Warning: AccessPolicy istio-egress/egress-access-policy: spec.config.authz: `authz` is deprecated: move this entry into `authzList` [A6]"
+        ),
+        "{}",
+        dry.stderr
+    );
     assert_eq!(
         preview(&dry.stderr),
         [

@@ -174,8 +174,11 @@ pub fn evaluate(
         None => inputs.objects,
         Some(cluster) => core::overlay(cluster, &inputs.objects),
     };
+    // Kubernetes' own namespaces (kube-system, kube-public, kube-node-lease) run no mesh
+    // workloads: their ServiceAccounts would only pad a live cluster's answer.
     let accounts: Vec<(String, String)> = objects
         .iter()
+        .filter(|o| !o.namespace().starts_with("kube-"))
         .filter_map(|o| match o {
             Object::ServiceAccount(sa) => Some((
                 sa.metadata
