@@ -310,3 +310,51 @@ fn check_with_guardrails_follows_the_enforcement_action() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent/guardrails.yaml"));
 }
+
+/// `check --mesh-config`: M1 under ALLOW_ANY (a warning: exit 0), none under REGISTRY_ONLY or
+/// without the flag; a mesh config that does not parse is a usage error naming file and field.
+#[test]
+fn check_with_a_mesh_config_reports_m1_under_allow_any_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let open = write("open.yaml", "outboundTrafficPolicy: {mode: ALLOW_ANY}\n");
+    let closed = write(
+        "closed.yaml",
+        "meshConfig:\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n",
+    );
+    let bad = write("bad.yaml", "outboundTrafficPolicy: {mode: BLOCK}\n");
+    let seed = support::repo_path("manifests/examples");
+    let m1 = |out: &Output| -> Vec<String> {
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.ends_with("[M1]"))
+            .map(str::to_string)
+            .collect()
+    };
+
+    let out = run(&["check", "--mesh-config", &open, &seed], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(
+        m1(&out),
+        [format!(
+            "warning: ExternalService global/httpbin.org: spec.ports[0].egressGatewayRoutes: the mesh's outbound traffic policy is ALLOW_ANY ({open}): this host goes through the egress gateway, but workloads still reach every external host no ServiceEntry declares directly from their sidecars, bypassing it; set outboundTrafficPolicy.mode: REGISTRY_ONLY in the mesh config (key mesh of ConfigMap istio-system/istio, meshConfig in Istio's install values) [M1]"
+        )]
+    );
+    let out = run(&["check", "--mesh-config", &closed, &seed], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(m1(&out).is_empty(), "{}", text(&out.stdout));
+    let out = run(&["check", &seed], None);
+    assert!(m1(&out).is_empty(), "{}", text(&out.stdout));
+    let out = run(&["check", "--mesh-config", &bad, &seed], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: --mesh-config: {bad}: outboundTrafficPolicy.mode: \"BLOCK\" is not ALLOW_ANY or REGISTRY_ONLY\n"
+        )
+    );
+}

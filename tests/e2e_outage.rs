@@ -64,6 +64,9 @@ fn all_right(dev: &DevCluster, namespaces: &[String]) -> Result<(), String> {
         .try_for_each(|ns| companions_match_render(dev, ns, 2))
 }
 
+/// The catalog's watches: the five kinds and the mesh ConfigMaps (src/cluster/mesh_watch.rs).
+const WATCHES: f64 = 6.0;
+
 fn watches_connected(dev: &DevCluster) -> f64 {
     metric_sum(
         &dev.webhook_metrics_text().expect("in-process webhook"),
@@ -121,7 +124,8 @@ fn outage(dev: &mut DevCluster, process: &str) -> (usize, usize, Vec<String>) {
 /// new object is admitted with its companions.
 fn recovered(dev: &DevCluster, namespaces: &mut Vec<String>, round: &str) {
     assert!(
-        eventually(Duration::from_secs(60), || watches_connected(dev) == 5.0),
+        eventually(Duration::from_secs(60), || watches_connected(dev)
+            == WATCHES),
         "{round}: watches not connected again: {}",
         watches_connected(dev)
     );
@@ -199,7 +203,7 @@ fn outages_of_the_apiserver_and_etcd_lose_nothing() {
         apply(&dev, &parents_in(ns), &[]).expect_ok("parents before the outage");
     }
     all_right(&dev, &namespaces).expect("companions before the outage");
-    assert_eq!(watches_connected(&dev), 5.0, "five watched kinds");
+    assert_eq!(watches_connected(&dev), WATCHES, "every watch connected");
 
     let (answered, failed, readyz) = outage(&mut dev, "kube-apiserver");
     assert_eq!(
