@@ -146,6 +146,9 @@ fn serve_prefers_the_service_account_and_falls_back_to_the_kubeconfig() {
         .unwrap();
     cp.kubectl_ok(&["create", "namespace", DEFAULT_NAMESPACE])
         .unwrap();
+    // Istio's namespace, where the manifest's Role for the mesh ConfigMaps lives.
+    cp.kubectl_ok(&["create", "namespace", "istio-system"])
+        .unwrap();
     let applied = cp
         .kubectl_with_stdin(&["apply", "-f", "-"], RBAC_MANIFEST)
         .unwrap();

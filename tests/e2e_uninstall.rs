@@ -110,8 +110,11 @@ fn readme_install_and_uninstall_leave_nothing_behind() {
     );
 
     let cp = ControlPlane::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    // Istio installed: its CRDs and its namespace (the webhook reads the mesh ConfigMaps there,
+    // with a Role of its own in it).
     cp.install_crds(&[repo("manifests/istio/crds-1.24.6.yaml")])
         .expect("Istio CRDs");
+    assert!(k(&cp, &["create", "namespace", "istio-system"]).ok);
     let first = run_line(&cp, &install[0]);
     assert!(first.ok, "{:?}: {}", install[0], first.out);
     for kind in [
@@ -159,6 +162,19 @@ fn readme_install_and_uninstall_leave_nothing_behind() {
             vec![
                 "get",
                 "clusterroles,clusterrolebindings",
+                "-l",
+                "app.kubernetes.io/name=egress-webhook",
+                "-o",
+                "name",
+            ],
+        ),
+        (
+            "our RBAC in istio-system",
+            vec![
+                "get",
+                "roles,rolebindings",
+                "-n",
+                "istio-system",
                 "-l",
                 "app.kubernetes.io/name=egress-webhook",
                 "-o",
