@@ -78,8 +78,9 @@ pub struct ServeArgs {
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub audit_interval: Duration,
     /// Besides OpenReports Reports, write wgpolicyk8s.io/v1alpha2 PolicyReports (older tooling),
-    /// when that CRD is installed.
-    #[arg(long)]
+    /// when that CRD is installed. `--policy-reports` alone means true; `=true`/`=false` also
+    /// work (what `dev` passes to a webhook process, and what a Helm value renders to).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, action = clap::ArgAction::Set, default_value_t = false)]
     pub policy_reports: bool,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
