@@ -53,7 +53,8 @@ def main():
             if b["case"] == "beside":
                 what += (f", while 3 MiB reviews ({b['large_review']}) go to /validate at {b['large_rate']}/s "
                          f"(achieved {b['large_achieved_per_s']}/s, {b['large_errors']} errors, p99 {b['large_p99_ms']} ms)")
-            rows.append({"scenario": f"small reviews {b['case']}" + (" 3 MiB reviews" if b["case"] == "beside" else ""),
+            build = "" if b["build"] == "this build" else f" ({b['build']}: {os.environ.get('BLOCKING_BEFORE', 'an earlier build')})"
+            rows.append({"scenario": f"small reviews {b['case']}" + (" 3 MiB reviews" if b["case"] == "beside" else "") + build,
                          "what": what, "requests": b["requests"], "errors_total": b["errors"],
                          **{k: b[k] for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms", "achieved_per_s")}})
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
