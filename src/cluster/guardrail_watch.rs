@@ -38,6 +38,28 @@ pub fn start(
     ]
 }
 
+/// The watches' names in the catalog's watch health (`/readyz` detail and
+/// `egress_webhook_watch_connected{kind}`), like the other watches of the catalog.
+pub const GUARDRAIL_HEALTH: &str = "EgressGuardrail";
+pub const NAMESPACE_HEALTH: &str = "Namespace";
+
+/// Does the apiserver answer a one-object list of the watch named `name` (one of the two
+/// above)? How the catalog's probe tells that a quiet watch is connected again after an outage.
+pub async fn answers(client: Client, name: &str) -> Option<bool> {
+    let one = kube::api::ListParams::default().limit(1);
+    Some(match name {
+        GUARDRAIL_HEALTH => Api::<EgressGuardrail>::all(client)
+            .list_metadata(&one)
+            .await
+            .is_ok(),
+        NAMESPACE_HEALTH => Api::<Namespace>::all(client)
+            .list_metadata(&one)
+            .await
+            .is_ok(),
+        _ => return None,
+    })
+}
+
 /// One of the catalog's watches has listed for the first time.
 fn listed(catalog: &Catalog, pending: &AtomicUsize, synced: &mut bool) {
     if !*synced {
@@ -57,6 +79,10 @@ async fn guardrails(client: Client, catalog: Arc<Catalog>, pending: Arc<AtomicUs
     let mut relist = Vec::new();
     let mut synced = false;
     while let Some(event) = stream.next().await {
+        match &event {
+            Ok(_) => catalog.health.ok(GUARDRAIL_HEALTH),
+            Err(_) => catalog.health.failed(GUARDRAIL_HEALTH),
+        }
         match event {
             Ok(watcher::Event::Init) => relist.clear(),
             Ok(watcher::Event::InitApply(g)) => relist.push(g),
@@ -89,6 +115,10 @@ async fn namespaces(client: Client, catalog: Arc<Catalog>, pending: Arc<AtomicUs
     let entry =
         |m: kube::core::ObjectMeta| (m.name.unwrap_or_default(), m.labels.unwrap_or_default());
     while let Some(event) = stream.next().await {
+        match &event {
+            Ok(_) => catalog.health.ok(NAMESPACE_HEALTH),
+            Err(_) => catalog.health.failed(NAMESPACE_HEALTH),
+        }
         match event {
             Ok(watcher::Event::Init) => relist.clear(),
             Ok(watcher::Event::InitApply(ns)) => relist.push(entry(ns.metadata)),
