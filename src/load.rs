@@ -73,6 +73,18 @@ pub struct Raw {
     pub source: String,
 }
 
+/// All of standard input (the input `-`), as text.
+pub(crate) fn read_stdin() -> Result<String, LoadError> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+        LoadError::Io {
+            path: "<stdin>".into(),
+            source,
+        }
+    })?;
+    Ok(text)
+}
+
 fn load_each_keeping(
     inputs: &[String],
     each: &mut dyn FnMut(Loaded),
@@ -81,13 +93,7 @@ fn load_each_keeping(
     let mut notes = Vec::new();
     for input in inputs {
         if input == "-" {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
-                LoadError::Io {
-                    path: "<stdin>".into(),
-                    source,
-                }
-            })?;
+            let text = read_stdin()?;
             load_text_each("<stdin>", &text, each, &mut notes, keep)?;
             continue;
         }

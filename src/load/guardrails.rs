@@ -35,13 +35,7 @@ pub fn load_guardrails(inputs: &[String]) -> Result<GuardrailFiles, LoadError> {
     let mut out = GuardrailFiles::default();
     for input in inputs {
         if input == "-" {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
-                LoadError::Io {
-                    path: "<stdin>".into(),
-                    source,
-                }
-            })?;
+            let text = super::read_stdin()?;
             read_text("<stdin>", &text, &mut out)?;
             continue;
         }
