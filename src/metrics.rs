@@ -14,22 +14,22 @@ use prometheus_client::{
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// ExternalService, VirtualGateway, AccessPolicy or other (`admission::labels`).
-    pub kind: String,
+    pub kind: &'static str,
     /// CREATE, UPDATE, DELETE, CONNECT or other.
-    pub operation: String,
-    pub endpoint: String,
-    pub verdict: String,
+    pub operation: &'static str,
+    pub endpoint: &'static str,
+    pub verdict: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {
-    pub endpoint: String,
+    pub endpoint: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FindingLabels {
-    pub rule: String,
-    pub severity: String,
+    pub rule: &'static str,
+    pub severity: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

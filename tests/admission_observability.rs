@@ -250,12 +250,16 @@ async fn in_flight_counts_reviews_being_answered() {
     srv.stop().await;
 }
 
-/// With `--log-format json` each review is one JSON line carrying uid, kind, object,
-/// operation, verdict and duration.
+/// With `--log-format json` and the admission's debug lines on, each review is one JSON line
+/// carrying uid, kind, object, operation, verdict and duration: admitted ones at DEBUG.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_review_logs_one_json_line() {
     support::server::init_crypto();
-    let serve = ServeProcess::spawn(&["--shutdown-delay", "0s"]);
+    let serve = ServeProcess::spawn_filtered(
+        "json",
+        "info,egress_webhook::admission=debug",
+        &["--shutdown-delay", "0s"],
+    );
     let c = client(&serve.pki.bundle.ca_cert, Http::H2);
     let es = as_stored(es_raw(), "es-uid");
     let cases = [
@@ -299,7 +303,7 @@ async fn each_review_logs_one_json_line() {
         assert_eq!(span["endpoint"], *endpoint, "{span}");
         assert_eq!(span["verdict"], *verdict, "{span}");
         assert!(span["duration_us"].is_u64(), "{span}");
-        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[0]["level"], "DEBUG");
     }
     // Every line is JSON (nothing else on stderr).
     let text = serve.log_text();
@@ -308,11 +312,64 @@ async fn each_review_logs_one_json_line() {
     }
 }
 
+/// At the default `info`, admitted reviews write no line (the counters count them) and a
+/// denied one writes one INFO line naming the object and the verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_only_denials_are_logged() {
+    support::server::init_crypto();
+    let serve = ServeProcess::spawn(&["--shutdown-delay", "0s"]);
+    let c = client(&serve.pki.bundle.ca_cert, Http::H1);
+    let (allowed_id, r) = valid_review("quiet");
+    post(
+        &c,
+        &serve.url("/validate?timeout=10s"),
+        serde_json::to_vec(&r).unwrap(),
+    )
+    .await
+    .unwrap()
+    .assert_answers(&allowed_id);
+    let denied_id = uid("loud");
+    let mut bad = as_stored(es_raw(), &denied_id);
+    bad["spec"]["ports"][0]["number"] = json!("abc");
+    let a = post(
+        &c,
+        &serve.url("/validate?timeout=10s"),
+        serde_json::to_vec(&review(&denied_id, "CREATE", Some(&bad), None)).unwrap(),
+    )
+    .await
+    .unwrap();
+    a.assert_answers(&denied_id);
+    assert!(!a.allowed());
+    // Lines are written in order: once the denial's line is there, the allowed review's would be.
+    wait_for("the denial's log line", Duration::from_secs(10), || {
+        let found = serve.log_text().contains(&denied_id);
+        async move { found }
+    })
+    .await;
+    let lines = serve.log_lines();
+    let denied: Vec<_> = lines
+        .iter()
+        .filter(|l| l["span"]["uid"] == denied_id.as_str())
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["level"], "INFO");
+    assert_eq!(denied[0]["span"]["verdict"], "denied");
+    assert!(
+        !serve.log_text().contains(&allowed_id),
+        "an admitted review was logged at info: {}",
+        serve.log_text()
+    );
+}
+
 /// Text logs written to a file (a pipe, a collector) carry no colour escape codes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_logs_to_a_file_are_plain() {
     support::server::init_crypto();
-    let serve = ServeProcess::spawn_logging("text", &["--shutdown-delay", "0s"]);
+    let serve = ServeProcess::spawn_filtered(
+        "text",
+        "info,egress_webhook::admission=debug",
+        &["--shutdown-delay", "0s"],
+    );
     let c = client(&serve.pki.bundle.ca_cert, Http::H1);
     let (id, r) = valid_review("text");
     let a = post(

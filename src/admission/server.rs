@@ -105,7 +105,10 @@ pub enum ServeError {
     },
 }
 
+/// The handlers share one `Arc` of the state: axum clones the state for every request, and
+/// a clone of `AppState` itself is a reference count per field plus the options' strings.
 pub fn router(state: AppState) -> Router {
+    let state = Arc::new(state);
     let reviews = Router::new()
         .route("/mutate", post(handlers::mutate))
         .route("/validate", post(handlers::validate))
@@ -122,7 +125,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn probes(_state: AppState) -> Router<AppState> {
+fn probes(_state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
@@ -285,7 +288,8 @@ pub async fn start(
                 })?;
             let bound = listener.local_addr().ok();
             let h: Handle<SocketAddr> = Handle::new();
-            let probes_app = probes(state.clone()).with_state(state.clone());
+            let shared = Arc::new(state.clone());
+            let probes_app = probes(shared.clone()).with_state(shared);
             let std_listener = listener.into_std().map_err(|source| ServeError::Bind {
                 what: "metrics listen on",
                 addr: maddr,

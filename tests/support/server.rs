@@ -645,6 +645,11 @@ impl ServeProcess {
 
     /// `spawn` with `--log-format format` (json or text).
     pub fn spawn_logging(format: &str, extra: &[&str]) -> Self {
+        Self::spawn_filtered(format, "info", extra)
+    }
+
+    /// `spawn_logging` with `RUST_LOG=filter`.
+    pub fn spawn_filtered(format: &str, filter: &str, extra: &[&str]) -> Self {
         let pki = Pki::new();
         let logdir = tempfile::tempdir().unwrap();
         let log = logdir.path().join("stderr.log");
@@ -659,7 +664,7 @@ impl ServeProcess {
             .arg("--objects")
             .arg(repo_path("manifests/examples"))
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(stderr)
