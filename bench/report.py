@@ -148,7 +148,7 @@ def main():
     sections = [
         ("ladder", "Fixed rates: the running example's ExternalService at /validate",
          "oha at a fixed rate for the stated seconds with `--latency-correction` (latency counted from the "
-         "scheduled send), 32 kept-alive HTTP/1.1 connections, or one HTTP/2 connection with 32 streams; "
+         "scheduled send), 32 kept-alive HTTP/1.1 connections, or one HTTP/2 connection with 8 streams (the most `serve` allows on one); "
          "client certificate `kube-apiserver-webhook-client`; server on CPU 0, oha on CPU 1."),
         ("closed", "Closed loop: as fast as it goes", "Same connections, no rate limit. A CPU profile of `serve` "
          "in this state is in `bench/results/profile-closed-loop.md`."),

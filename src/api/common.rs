@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub type Labels = BTreeMap<String, String>;
+pub use super::labels::Labels;
 
 /// A reference to another object by name; namespace and cluster default to the parent's.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -80,10 +80,11 @@ pub struct DestinationSelector {
 pub struct IdentitySelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_selector: Option<ObjectSelector>,
+    // The two rarer ones boxed: 8 bytes each when absent, not 120 and 48 (issue 12, memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external_workload_selector: Option<ObjectSelector>,
+    pub external_workload_selector: Option<Box<ObjectSelector>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_identity_matcher: Option<RequestIdentityMatcher>,
+    pub request_identity_matcher: Option<Box<RequestIdentityMatcher>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -10,12 +10,14 @@ pub mod access_policy;
 pub mod common;
 pub mod egress_guardrail;
 pub mod external_service;
+pub mod labels;
 pub mod virtual_gateway;
 
 pub use access_policy::{AccessPolicy, AccessPolicySpec};
 pub use common::*;
 pub use egress_guardrail::{EgressGuardrail, EgressGuardrailSpec};
 pub use external_service::{ExternalService, ExternalServiceSpec};
+pub use labels::Labels;
 pub use virtual_gateway::{VirtualGateway, VirtualGatewaySpec};
 
 /// API group of ExternalService and VirtualGateway.

@@ -143,7 +143,8 @@ pub fn default_access_policy(ap: &mut AccessPolicy) {
     if let Some(config) = ap.spec.config.as_mut() {
         let entries = config
             .authz
-            .iter_mut()
+            .as_deref_mut()
+            .into_iter()
             .chain(config.authz_list.iter_mut().flatten());
         for authz in entries {
             for m in authz.allowed_methods.iter_mut().flatten() {

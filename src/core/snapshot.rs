@@ -592,7 +592,8 @@ pub fn identity_selectors(ap: &AccessPolicy) -> Vec<&ObjectSelector> {
     };
     config
         .authz
-        .iter()
+        .as_deref()
+        .into_iter()
         .chain(list(&config.authz_list))
         .flat_map(|e| list(&e.allowed_clients))
         .filter_map(|c| c.service_account_selector.as_ref())

@@ -211,7 +211,7 @@ fn gateway_service<'a>(
                 continue;
             }
             let labels = match sel.labels.as_ref().filter(|l| !l.is_empty()) {
-                Some(l) => l.clone(),
+                Some(l) => l.clone().into(),
                 None => svc
                     .spec
                     .as_ref()

@@ -22,7 +22,7 @@ pub fn authz_entries(ap: &AccessPolicy) -> Vec<&Authorization> {
         return Vec::new();
     };
     match list(&config.authz_list) {
-        [] => config.authz.iter().collect(),
+        [] => config.authz.as_deref().into_iter().collect(),
         entries => entries.iter().collect(),
     }
 }
@@ -187,7 +187,7 @@ pub fn for_access_policy(ap: &AccessPolicy, snap: &Snapshot, opts: &Options) -> 
                 "" => ap_ns,
                 ns => ns,
             };
-            let labels = sel.labels.filter(|l| !l.is_empty());
+            let labels = sel.labels.filter(|l| !l.is_empty()).map(Into::into);
             targets.push(WorkloadTarget {
                 namespace: ns.to_string(),
                 suffix: format!("workloads-{i}"),

@@ -43,7 +43,7 @@ fn entries(config: Option<&AccessPolicyConfig>) -> Vec<(String, &Authorization)>
     };
     let single = config
         .authz
-        .as_ref()
+        .as_deref()
         .map(|a| ("spec.config.authz".to_string(), a));
     let listed = list(&config.authz_list)
         .iter()
