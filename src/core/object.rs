@@ -43,6 +43,9 @@ impl GlooKind {
     }
 }
 
+// A value in passing (decoded, defaulted, then stored as its own `Arc<T>` in the snapshot):
+// boxing the Service variant would add an allocation per object for no memory kept.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     ExternalService(ExternalService),
