@@ -81,7 +81,14 @@ pub fn run(args: &AccessArgs, out: &mut impl Write, err: &mut impl Write) -> i32
         notes: loaded.notes,
     };
     if let Some(kubeconfig) = &args.kubeconfig {
-        let cluster = match super::cluster_input::read(kubeconfig, &args.core.options(), true) {
+        let cluster = match super::cluster_input::read(
+            kubeconfig,
+            &args.core.options(),
+            super::cluster_input::Wanted {
+                authorization_policies: true,
+                ..Default::default()
+            },
+        ) {
             Ok(c) => c,
             Err(e) => {
                 let _ = writeln!(err, "error: --kubeconfig {kubeconfig}: {e}");

@@ -10,7 +10,8 @@ use crate::core::{
 };
 use crate::load;
 
-use super::{CoreFlags, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use super::cluster_input::Wanted;
+use super::{CoreFlags, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, check_guardrails};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 pub enum OutputFormat {
@@ -41,10 +42,15 @@ pub struct CheckArgs {
     /// EgressGuardrails to apply (files or directories; repeat the flag), with the Namespaces
     /// whose labels their namespaceSelectors match (Namespaces among the inputs count too).
     /// Violations of `deny` guardrails are errors, of `warn` ones warnings, of `audit` ones
-    /// nothing, as at admission.
-    /// (Not with --kubeconfig yet: the cluster's own guardrails are not read.)
-    #[arg(long, conflicts_with = "kubeconfig")]
+    /// nothing, as at admission. With `--kubeconfig` they come on top of the cluster's own
+    /// guardrails, replacing any of the same name, and the cluster's Namespaces give the labels.
+    #[arg(long)]
     pub guardrails: Vec<String>,
+    /// With `--kubeconfig`: do not apply the cluster's EgressGuardrails (only those of
+    /// `--guardrails`, if any). By default they apply, as the admission applies them: a check
+    /// without them would pass what `kubectl apply` is refused.
+    #[arg(long, requires = "kubeconfig")]
+    pub no_cluster_guardrails: bool,
 }
 
 pub fn run(args: &CheckArgs, out: &mut impl Write, err: &mut impl Write) -> i32 {
@@ -65,44 +71,71 @@ pub fn run(args: &CheckArgs, out: &mut impl Write, err: &mut impl Write) -> i32 
             return EXIT_USAGE;
         }
     };
-    let findings = match &args.kubeconfig {
-        None => {
-            let guardrails = if args.guardrails.is_empty() {
-                core::guardrails::Guardrails::default()
-            } else {
-                match guardrails_and_namespaces(args) {
-                    Ok((g, n)) => {
-                        notes.extend(n);
-                        g
-                    }
-                    Err(e) => {
-                        let _ = writeln!(err, "error: {e}");
-                        return EXIT_USAGE;
-                    }
-                }
-            };
-            core::check_in_mesh(&objects, guardrails, file_mesh.as_ref(), &opts)
-        }
-        Some(kubeconfig) => match super::cluster_input::read(kubeconfig, &opts, false) {
-            Ok(cluster) => {
-                notes.extend(cluster.notes);
-                // The admission's view: the cluster's mesh ConfigMaps, as `serve` watches them.
-                let outbound = file_mesh.or_else(|| match cluster.mesh {
-                    Ok(configs) => Some(outbound_of(MESH_NAMESPACE, &configs)),
-                    Err(e) => {
-                        notes.push(format!(
-                            "note: {e}: the mesh's outbound policy (M1) is not checked"
-                        ));
-                        None
-                    }
-                });
-                core::check_against(&objects, &cluster.objects, &opts, outbound.as_ref())
-            }
+    let files = if args.guardrails.is_empty() {
+        load::GuardrailFiles::default()
+    } else {
+        match check_guardrails::read_files(&args.guardrails, &args.inputs) {
+            Ok(f) => f,
             Err(e) => {
-                let _ = writeln!(err, "error: --kubeconfig {kubeconfig}: {e}");
+                let _ = writeln!(err, "error: {e}");
                 return EXIT_USAGE;
             }
-        },
+        }
+    };
+    let findings = match &args.kubeconfig {
+        None => {
+            let applied = check_guardrails::combine(Vec::new(), Vec::new(), files);
+            notes.extend(applied.notes);
+            core::check_in_mesh(&objects, applied.guardrails, file_mesh.as_ref(), &opts)
+        }
+        Some(kubeconfig) => {
+            let cluster_guardrails = !args.no_cluster_guardrails;
+            let wanted = Wanted {
+                guardrails: cluster_guardrails,
+                // Only a guardrail needs them (and a kubeconfig that may not list Namespaces
+                // can still check a cluster without guardrails).
+                namespaces: cluster_guardrails || !args.guardrails.is_empty(),
+                ..Default::default()
+            };
+            let cluster = match super::cluster_input::read(kubeconfig, &opts, wanted) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = writeln!(err, "error: --kubeconfig {kubeconfig}: {e}");
+                    return EXIT_USAGE;
+                }
+            };
+            notes.extend(cluster.notes);
+            // The admission's view: the cluster's mesh ConfigMaps, as `serve` watches them.
+            let outbound = file_mesh.or_else(|| match cluster.mesh {
+                Ok(configs) => Some(outbound_of(MESH_NAMESPACE, &configs)),
+                Err(e) => {
+                    notes.push(format!(
+                        "note: {e}: the mesh's outbound policy (M1) is not checked"
+                    ));
+                    None
+                }
+            });
+            if cluster_guardrails && cluster.guardrails.is_none() {
+                notes.push(
+                    "note: the cluster has no EgressGuardrail CRD: no cluster guardrails apply"
+                        .to_string(),
+                );
+            }
+            let applied = check_guardrails::combine(
+                cluster.guardrails.unwrap_or_default(),
+                cluster.namespaces,
+                files,
+            );
+            notes.extend(applied.notes);
+            core::check_against_guarded(
+                &objects,
+                &cluster.objects,
+                applied.guardrails,
+                &applied.from_files,
+                &opts,
+                outbound.as_ref(),
+            )
+        }
     };
     let written = match args.output {
         OutputFormat::Text => write_text(out, &notes, &findings),
@@ -117,23 +150,6 @@ pub fn run(args: &CheckArgs, out: &mut impl Write, err: &mut impl Write) -> i32 
     } else {
         EXIT_OK
     }
-}
-
-/// The guardrails of `--guardrails` and the Namespaces of the inputs and of those files (stdin
-/// is read once, by the objects' loader: its Namespaces do not count), with the guardrail files'
-/// notes.
-fn guardrails_and_namespaces(
-    args: &CheckArgs,
-) -> Result<(core::guardrails::Guardrails, Vec<String>), load::LoadError> {
-    let mut files = load::load_guardrails(&args.guardrails)?;
-    let notes = std::mem::take(&mut files.notes);
-    let files_inputs: Vec<String> = args.inputs.iter().filter(|i| *i != "-").cloned().collect();
-    // The inputs' Namespaces first: a Namespace of the guardrail files (a test of what a label
-    // would do, say) replaces one of the same name.
-    let mut namespaces = load::load_guardrails(&files_inputs)?.namespaces;
-    namespaces.append(&mut files.namespaces);
-    files.namespaces = namespaces;
-    Ok((files.into_guardrails(), notes))
 }
 
 /// `--mesh-config FILE`: its outbound policy, the file named as its source.

@@ -1,13 +1,27 @@
 //! `--kubeconfig` for `check`, `render` and `access`: read the live cluster once (the objects
-//! the catalog watches, and for `access` the AuthorizationPolicies and the mesh configuration)
-//! on a small runtime of its own; the commands stay synchronous.
+//! the catalog watches, and what each command asks for besides: AuthorizationPolicies for
+//! `access`, guardrails and Namespaces for `check`) on a small runtime of its own; the commands
+//! stay synchronous.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
 
+use crate::api::EgressGuardrail;
 use crate::cluster::live;
 use crate::core::{Object, Options, mesh_config::MeshConfig};
+
+/// What a command reads besides the catalog's objects and the mesh configuration.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wanted {
+    /// The AuthorizationPolicies (`access`).
+    pub authorization_policies: bool,
+    /// The EgressGuardrails (`check`, unless `--no-cluster-guardrails`).
+    pub guardrails: bool,
+    /// The Namespaces' labels (`check` with any guardrail: their selectors match these).
+    pub namespaces: bool,
+}
 
 pub struct ClusterInput {
     pub objects: Vec<Object>,
@@ -16,12 +30,16 @@ pub struct ClusterInput {
     /// Mesh configurations by ConfigMap name, or why they could not be read (a kubeconfig
     /// without access to ConfigMaps in istio-system can still check objects).
     pub mesh: Result<Vec<(String, MeshConfig)>, String>,
+    /// EgressGuardrails (only when asked for; `None`: their CRD is not installed).
+    pub guardrails: Option<Vec<EgressGuardrail>>,
+    /// Namespaces and their labels (only when asked for).
+    pub namespaces: Vec<(String, BTreeMap<String, String>)>,
     pub notes: Vec<String>,
 }
 
-/// Read the cluster of `kubeconfig`: the catalog's objects, the mesh configuration, and with
-/// `for_access` the AuthorizationPolicies.
-pub fn read(kubeconfig: &str, opts: &Options, for_access: bool) -> Result<ClusterInput, String> {
+/// Read the cluster of `kubeconfig`: the catalog's objects, the mesh configuration, and what
+/// `wanted` asks for.
+pub fn read(kubeconfig: &str, opts: &Options, wanted: Wanted) -> Result<ClusterInput, String> {
     // kube's TLS needs a process-wide crypto provider; ring, as everywhere else.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -31,8 +49,18 @@ pub fn read(kubeconfig: &str, opts: &Options, for_access: bool) -> Result<Cluste
     runtime.block_on(async {
         let client = live::client(Path::new(kubeconfig)).await?;
         let listed = live::list_objects(&client, opts).await?;
-        let policies = if for_access {
+        let policies = if wanted.authorization_policies {
             live::list_authorization_policies(&client).await?
+        } else {
+            Vec::new()
+        };
+        let guardrails = if wanted.guardrails {
+            live::list_guardrails(&client).await?
+        } else {
+            None
+        };
+        let namespaces = if wanted.namespaces {
+            live::namespace_labels(&client).await?
         } else {
             Vec::new()
         };
@@ -41,6 +69,8 @@ pub fn read(kubeconfig: &str, opts: &Options, for_access: bool) -> Result<Cluste
             objects: listed.objects,
             policies,
             mesh,
+            guardrails,
+            namespaces,
             notes: listed.notes,
         })
     })

@@ -9,6 +9,7 @@ pub mod access;
 pub mod access_text;
 pub mod certs;
 pub mod check;
+pub mod check_guardrails;
 pub mod cluster_input;
 pub mod dev;
 pub mod render;

@@ -40,7 +40,7 @@ pub fn run(args: &RenderArgs, out: &mut impl Write, err: &mut impl Write) -> i32
     let opts = args.core.options();
     let objects: Vec<_> = loaded.objects.into_iter().map(|l| l.object).collect();
     if let Some(kubeconfig) = &args.kubeconfig {
-        return match super::cluster_input::read(kubeconfig, &opts, false) {
+        return match super::cluster_input::read(kubeconfig, &opts, Default::default()) {
             Ok(cluster) => {
                 let mut notes = loaded.notes;
                 notes.extend(cluster.notes);

@@ -1,17 +1,20 @@
 //! One-shot reads of a live cluster for the offline commands (`check`, `render`, `access` with
 //! `--kubeconfig`): the objects the catalog watches (the same kinds, decoded and defaulted the
-//! same way, `catalog::decode`), the AuthorizationPolicies, and Istio's mesh configuration.
+//! same way, `catalog::decode`), the AuthorizationPolicies, Istio's mesh configuration, and the
+//! EgressGuardrails with the Namespaces' labels (what `guardrail_watch` feeds the admission).
 //! A list, not a watch: the commands answer once and exit.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
 };
 use serde_json::Value;
 
+use crate::api::EgressGuardrail;
 use crate::core::mesh_config::{self, MeshConfig};
 use crate::core::{Object, Options, defaults::default_object};
 
@@ -86,6 +89,41 @@ pub async fn list_authorization_policies(client: &Client) -> Result<Vec<Value>, 
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
         Err(e) => Err(format!("listing AuthorizationPolicies: {e}")),
     }
+}
+
+/// Every EgressGuardrail; `None` when their CRD is not installed (the apiserver answers 404 for
+/// a resource it does not serve), which a cluster without platform guardrails may well be.
+/// Any other failure (forbidden, say) is an error: the admission would apply guardrails this
+/// read cannot see, and a check that silently skipped them would pass what apply refuses.
+pub async fn list_guardrails(client: &Client) -> Result<Option<Vec<EgressGuardrail>>, String> {
+    let api: Api<EgressGuardrail> = Api::all(client.clone());
+    match api.list(&ListParams::default()).await {
+        Ok(list) => Ok(Some(list.items)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(format!("listing EgressGuardrails: {e}")),
+    }
+}
+
+/// Every Namespace's name and labels (metadata only, as the webhook's watch reads them): the
+/// guardrails' namespaceSelectors match these labels.
+pub async fn namespace_labels(
+    client: &Client,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, String> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(|e| format!("listing Namespaces: {e}"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|ns| {
+            (
+                ns.metadata.name.unwrap_or_default(),
+                ns.metadata.labels.unwrap_or_default(),
+            )
+        })
+        .collect())
 }
 
 /// The mesh configurations in `istio-system`: ConfigMap `istio` and every `istio-<rev>` with a

@@ -108,11 +108,35 @@ pub fn check_against(
     opts: &Options,
     outbound: Option<&mesh_config::Outbound>,
 ) -> Vec<Finding> {
+    check_against_guarded(
+        files,
+        cluster,
+        guardrails::Guardrails::default(),
+        &[],
+        opts,
+        outbound,
+    )
+}
+
+/// [`check_against`] under `guardrails` (the cluster's and the files', with the namespaces'
+/// labels), as the admission applies them. Of the guardrails, only those named in
+/// `file_guardrails` are validated (G6-G8) and reported on: the cluster's own were admitted
+/// already, and only the files' objects are reported on. Their G7 sees the cluster's
+/// VirtualGateways with the files'.
+pub fn check_against_guarded(
+    files: &[Object],
+    cluster: &[Object],
+    guardrails: guardrails::Guardrails,
+    file_guardrails: &[String],
+    opts: &Options,
+    outbound: Option<&mesh_config::Outbound>,
+) -> Vec<Finding> {
     let defaulted: Vec<Object> = files
         .iter()
         .map(|o| defaults::default_object(o.clone(), opts))
         .collect();
     let mut snapshot = Snapshot::new(overlay(cluster, &defaulted), opts);
+    *snapshot.guardrails_mut() = guardrails;
     snapshot.set_outbound(outbound.cloned());
     let mut out = Vec::new();
     for (written, defaulted) in files.iter().zip(&defaulted) {
@@ -123,6 +147,11 @@ pub fn check_against(
             None => Operation::Create,
         };
         out.extend(rules::on_apply(written, defaulted, &snapshot, opts, op));
+    }
+    for name in file_guardrails {
+        if let Some(c) = snapshot.guardrails().get(name) {
+            out.extend(guardrails::validate::validate(&c.guardrail, &snapshot));
+        }
     }
     out
 }
