@@ -3,7 +3,8 @@
 //! (`crate::cluster::catalog`). Handlers only ever call `read`, whatever the source.
 //!
 //! A cluster catalog also has a [`Refresher`]: when a review would be denied because a referenced
-//! object is missing (E22, A14), the handler asks [`Catalog::refresh_for`] to fetch those objects
+//! object is missing (E22, A14, and G7 for an EgressGuardrail's `allowedGateways`), the handler
+//! asks [`Catalog::refresh_for`] (or `refresh_for_guardrail`) to fetch those objects
 //! from the apiserver once, and validates again. So an object created a moment ago, whose watch
 //! event has not arrived yet, never causes a denial. A static catalog has no refresher: what the
 //! files hold is the whole truth.
@@ -41,8 +42,9 @@ use crate::core::{
 };
 
 /// Rules whose errors a stale cache can cause: a reference to an object that does not exist
-/// (yet, as far as the cache knows).
-pub const STALE_CACHE_RULES: [&str; 2] = ["E22", "A14"];
+/// (yet, as far as the cache knows). G7: a guardrail applied right after the VirtualGateway it
+/// names (one `kubectl apply -f` of both) must not be refused because the watch is behind.
+pub const STALE_CACHE_RULES: [&str; 3] = ["E22", "A14", "G7"];
 
 /// How long a review may wait for the live lookups (the apiserver gives a review 10 s).
 pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -552,6 +554,11 @@ impl Catalog {
             return false;
         };
         let refs = self.read(|snap| missing_references(obj, snap, &self.opts));
+        self.look_up(refresher.as_ref(), refs).await
+    }
+
+    /// Fetch `refs` (what the cache lacks) once and insert what exists; see `refresh_for`.
+    async fn look_up(&self, refresher: &dyn Refresher, refs: Vec<Reference>) -> bool {
         if refs.is_empty() {
             return false;
         }

@@ -563,3 +563,333 @@ fn lockdown_label_brings_the_network_policy_with_the_gateway_target_ports_and_ta
     );
     eprintln!("and was gone {:?} after the label was removed", t.elapsed());
 }
+
+/// G7 with a cache that lags: a guardrail naming a VirtualGateway created a moment ago, whose
+/// watch event has not reached the catalog, is not denied: the admission looks the gateway up in
+/// the apiserver first, as E22 does. The admission server runs here in-process with catalogs
+/// that have no watches at all (the most stale cache there is), once without and once with the
+/// live lookup, against the real apiserver where the VirtualGateway exists.
+#[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
+fn a_gateway_missing_from_the_cache_is_looked_up_before_g7_denies() {
+    use std::sync::Arc;
+
+    use egress_webhook::admission::{self, ServeConfig, tls::CertFiles};
+    use egress_webhook::catalog::Catalog;
+    use egress_webhook::cluster::{catalog::LiveRefresher, client_from_kubeconfig};
+    use serde_json::{Value, json};
+
+    let Some((dev, _serial)) = shared() else {
+        return;
+    };
+    let gw_ns = "g-lag-gw";
+    namespace_with_labels(&dev, gw_ns, "");
+    apply(&dev, &vg("fresh-vg", gw_ns), &[]).expect_ok("VirtualGateway");
+    let review = |gateway: &str| {
+        let g: Value = serde_saphyr::from_str(&guardrail(
+            "e2e-lagging",
+            &format!("  allowedGateways: [{{name: {gateway}, namespace: {gw_ns}}}]\n"),
+        ))
+        .unwrap();
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "e2e-g7-lag",
+                "kind": {"group": "policy.egress-webhook.dev", "version": "v1alpha1", "kind": "EgressGuardrail"},
+                "resource": {"group": "policy.egress-webhook.dev", "version": "v1alpha1", "resource": "egressguardrails"},
+                "name": "e2e-lagging",
+                "operation": "CREATE",
+                "userInfo": {"username": "admin"},
+                "object": g,
+                "dryRun": false
+            }
+        })
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = dev.webhook_tls_dir().to_path_buf();
+    let opts = dev.core_options().clone();
+    dev.block_on(async {
+        let http = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(dev.webhook_ca_pem().as_bytes()).unwrap(),
+            )
+            .build()
+            .unwrap();
+        let serve = |catalog: Catalog| {
+            catalog.mark_synced();
+            let mut cfg = ServeConfig::new(
+                ([127, 0, 0, 1], 0).into(),
+                CertFiles {
+                    cert: tls.join("tls.crt"),
+                    key: tls.join("tls.key"),
+                },
+            );
+            cfg.shutdown_delay = Duration::ZERO;
+            admission::start(cfg, Arc::new(catalog), opts.clone())
+        };
+        let validate = |addr: std::net::SocketAddr, body: Value| {
+            let http = http.clone();
+            async move {
+                let resp: Value = http
+                    .post(format!("https://localhost:{}/validate", addr.port()))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("POST /validate")
+                    .json()
+                    .await
+                    .expect("review JSON");
+                resp["response"].clone()
+            }
+        };
+        let client = client_from_kubeconfig(&dev.webhook_user().kubeconfig)
+            .await
+            .expect("the webhook's client");
+        let stale = serve(Catalog::new(&opts)).await.expect("serve");
+        let live = serve(Catalog::new(&opts).with_refresher(Arc::new(LiveRefresher::new(client))))
+            .await
+            .expect("serve");
+
+        // The lag itself: without the lookup, the stale cache denies.
+        let denied = validate(stale.addr, review("fresh-vg")).await;
+        assert_eq!(denied["allowed"], false, "{denied}");
+        assert_eq!(
+            denied["status"]["message"],
+            format!(
+                "error: EgressGuardrail e2e-lagging: spec.allowedGateways[0]: VirtualGateway {gw_ns}/fresh-vg does not exist [G7]"
+            )
+        );
+        let allowed = validate(live.addr, review("fresh-vg")).await;
+        assert_eq!(allowed["allowed"], true, "{allowed}");
+        assert!(
+            live.state
+                .catalog
+                .read(|s| s.virtual_gateway(gw_ns, "fresh-vg").is_some()),
+            "the looked-up VirtualGateway is now cached"
+        );
+        // What the apiserver does not have either is still denied after the lookup.
+        let missing = validate(live.addr, review("no-such-vg")).await;
+        assert_eq!(missing["allowed"], false, "{missing}");
+        assert_eq!(
+            missing["status"]["message"],
+            format!(
+                "error: EgressGuardrail e2e-lagging: spec.allowedGateways[0]: VirtualGateway {gw_ns}/no-such-vg does not exist [G7]"
+            )
+        );
+    });
+}
+
+fn check_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_egress-webhook"))
+        .arg("check")
+        .args(args)
+        .output()
+        .expect("egress-webhook check runs")
+}
+
+/// `check --kubeconfig` applies the cluster's guardrails (selected by the cluster's Namespace
+/// labels) as the admission does: the same line and exit code as `kubectl apply`; a
+/// `--guardrails` file's guardrail of the same name replaces the cluster's, and
+/// `--no-cluster-guardrails` leaves them out.
+#[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
+fn check_with_kubeconfig_applies_the_clusters_guardrails_as_kubectl_apply_sees_them() {
+    let Some((dev, _serial)) = shared() else {
+        return;
+    };
+    let (ns, plain) = ("g-check-cli", "g-check-cli-plain");
+    namespace_with_labels(&dev, ns, "e2e-guardrail: check-cli");
+    namespace_with_labels(&dev, plain, "");
+    let name = "e2e-check-cli";
+    let spec = |action: &str| {
+        format!(
+            "  namespaceSelector: {{matchLabels: {{e2e-guardrail: check-cli}}}}\n  allowedHosts: [\"*.example.com\"]\n  enforcementAction: {action}\n"
+        )
+    };
+    apply_guardrail(&dev, name, &spec("deny"), "deny");
+    let kubeconfig = dev.kubeconfig().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |file: &str, text: &str| {
+        let p = dir.path().join(file);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let violating = write("es.yaml", &httpbin(ns, "1"));
+    let stdout = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let g_of = |o: &std::process::Output| -> Vec<String> {
+        stdout(o)
+            .lines()
+            .filter(|l| l.contains("[G"))
+            .map(str::to_string)
+            .collect()
+    };
+
+    let check = check_cli(&["--kubeconfig", &kubeconfig, &violating]);
+    let kubectl_says = apply(&dev, &httpbin(ns, "1"), &[]).expect_err("the guardrail denies");
+    let lines = g_of(&check);
+    assert_eq!(lines.len(), 1, "{}", stdout(&check));
+    assert_eq!(
+        g_lines(&kubectl_says),
+        [format!("{DENIED_CREATE}{}", lines[0])],
+        "check printed\n{}\nkubectl printed\n{}",
+        lines[0],
+        kubectl_says.stderr
+    );
+    assert_eq!(
+        check.status.code(),
+        kubectl_says.code,
+        "check's exit code is kubectl's"
+    );
+    assert_eq!(check.status.code(), Some(1));
+
+    // The cluster's Namespace labels decide: the same object in an unlabelled namespace passes.
+    let elsewhere = write("plain.yaml", &httpbin(plain, "1"));
+    let check = check_cli(&["--kubeconfig", &kubeconfig, &elsewhere]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    assert!(g_of(&check).is_empty(), "{}", stdout(&check));
+
+    // A file's guardrail of the same name (warn) replaces the cluster's (deny).
+    let warn_file = write("guardrail.yaml", &guardrail(name, &spec("warn")));
+    let check = check_cli(&[
+        "--kubeconfig",
+        &kubeconfig,
+        "--guardrails",
+        &warn_file,
+        &violating,
+    ]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    assert_eq!(
+        g_of(&check),
+        [lines[0].replacen("error: ", "warning: ", 1)],
+        "{}",
+        stdout(&check)
+    );
+    assert!(
+        stdout(&check).contains(&format!(
+            "note: EgressGuardrail {name}: the version of --guardrails replaces the cluster's"
+        )),
+        "{}",
+        stdout(&check)
+    );
+    // Left out on request.
+    let check = check_cli(&[
+        "--kubeconfig",
+        &kubeconfig,
+        "--no-cluster-guardrails",
+        &violating,
+    ]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    assert!(g_of(&check).is_empty(), "{}", stdout(&check));
+
+    kubectl(&dev, &["delete", "egressguardrail", name]).expect_ok("delete guardrail");
+}
+
+/// Under `requireAccessPolicy: deny` an ExternalService needs an AccessPolicy selecting it (G5),
+/// and an AccessPolicy naming an ExternalService that does not exist is refused elsewhere (A14):
+/// where such a guardrail governs the named namespace, A14 admits the name with a warning, so
+/// one `kubectl apply -f` of a file with the AccessPolicy first and the ExternalService after
+/// it (kubectl applies in file order) creates both. Repeated with fresh names: the
+/// ExternalService's review comes right after the policy's, so a lagging cache would show.
+/// With the ExternalService first, its create is refused (G5), the policy is created, and the
+/// same apply again completes the pair.
+#[test]
+#[cfg_attr(
+    egress_skip_cluster_tests,
+    ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
+)]
+fn a_named_access_policy_and_its_external_service_apply_together_under_require_access_policy() {
+    let Some((dev, _serial)) = shared() else {
+        return;
+    };
+    let ns = "g-policy-first";
+    namespace_with_labels(&dev, ns, "e2e-guardrail: policy-first");
+    let name = "e2e-policy-first";
+    apply_guardrail(
+        &dev,
+        name,
+        "  namespaceSelector: {matchLabels: {e2e-guardrail: policy-first}}\n  requireAccessPolicy: true\n",
+        "deny",
+    );
+    let policy = |host: &str| {
+        format!(
+            "apiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\nmetadata: {{name: {host}, namespace: {ns}}}\nspec:\n  applyToDestinations:\n  - kind: EXTERNAL_SERVICE\n    selector: {{name: {host}, namespace: {ns}}}\n  config:\n    authzList:\n    - allowedClients:\n      - serviceAccountSelector: {{name: client, namespace: {ns}}}\n"
+        )
+    };
+    let external_service = |host: &str| {
+        format!(
+            "apiVersion: networking.gloo.solo.io/v2\nkind: ExternalService\nmetadata: {{name: {host}, namespace: {ns}}}\nspec:\n  hosts: [{host}]\n  ports: [{{name: https, number: 443, protocol: HTTPS}}]\n"
+        )
+    };
+    let a14 = |host: &str| {
+        format!(
+            "Warning: AccessPolicy {ns}/{host}: spec.applyToDestinations[0].selector: ExternalService {ns}/{host} does not exist yet: admitted because EgressGuardrail {name} requires an AccessPolicy before an ExternalService of namespace {ns} (requireAccessPolicy, deny); until it exists the policy selects nothing, and if the name is misspelt G5 refuses the ExternalService [A14]"
+        )
+    };
+    let rounds = 10;
+    let t = Instant::now();
+    for i in 0..rounds {
+        let host = format!("api{i}.example.com");
+        let both = format!("{}---\n{}", policy(&host), external_service(&host));
+        let out = apply(&dev, &both, &[]).expect_ok("AccessPolicy, then its ExternalService");
+        assert_eq!(
+            out.stdout,
+            format!(
+                "accesspolicy.security.policy.gloo.solo.io/{host} created\nexternalservice.networking.gloo.solo.io/{host} created\n"
+            )
+        );
+        assert!(
+            out.stderr.lines().any(|l| l == a14(&host)),
+            "{}",
+            out.stderr
+        );
+    }
+    eprintln!(
+        "{rounds} AccessPolicy + ExternalService pairs applied in {:?}",
+        t.elapsed()
+    );
+
+    // ExternalService first: refused, the policy created; the same file again completes it.
+    let host = "late.example.com";
+    let reversed = format!("{}---\n{}", external_service(host), policy(host));
+    let first = apply(&dev, &reversed, &[]).expect_err("the ExternalService comes too early");
+    assert!(
+        first.stderr.contains(&format!(
+            "error: ExternalService {ns}/{host}: metadata.name: no AccessPolicy selects ExternalService {ns}/{host}: EgressGuardrail {name} requires one (requireAccessPolicy)"
+        )),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(
+        first.stdout,
+        format!("accesspolicy.security.policy.gloo.solo.io/{host} created\n")
+    );
+    apply(&dev, &reversed, &[]).expect_ok("the second apply");
+    kubectl(&dev, &["get", "es", host, "-n", ns]).expect_ok("the ExternalService exists");
+
+    // A misspelt name is caught by G5 on the ExternalService, not silently left unprotected.
+    let typo = format!(
+        "{}---\n{}",
+        policy("typo.example.com").replace(
+            "selector: {name: typo.example.com",
+            "selector: {name: typo.exmaple.com"
+        ),
+        external_service("typo.example.com")
+    );
+    let caught = apply(&dev, &typo, &[]).expect_err("a misspelt name");
+    assert!(
+        caught.stderr.contains(&format!(
+            "error: ExternalService {ns}/typo.example.com: metadata.name: no AccessPolicy selects ExternalService {ns}/typo.example.com"
+        )),
+        "{}",
+        caught.stderr
+    );
+
+    kubectl(&dev, &["delete", "egressguardrail", name]).expect_ok("delete guardrail");
+}

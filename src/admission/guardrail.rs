@@ -62,4 +62,7 @@ pub fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot) {
         outcome.deny(422, "Invalid", errors.join("\n"));
     }
     outcome.findings = findings;
+    // G7 may come from a cache that has not seen a VirtualGateway created a moment ago: the
+    // handler looks its references up live and decides again.
+    outcome.reviewed_guardrail = Some(Box::new(g));
 }

@@ -282,11 +282,10 @@ async fn handle(st: Arc<AppState>, endpoint: Endpoint, req: Request) -> Response
     if endpoint == Endpoint::Validate
         && st.catalog.may_refresh(&outcome.findings)
         && let Some(req) = &mut req
-        && let Some(obj) = outcome.reviewed.take()
         // Within what is left of the deadline, like every await of a review.
         && tokio::time::timeout(
             limit.saturating_sub(started.elapsed()),
-            st.catalog.refresh_for(&obj),
+            refresh_references(&st.catalog, &mut outcome),
         )
         .await
         .unwrap_or(false)
@@ -461,6 +460,18 @@ fn refused(
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     resp
+}
+
+/// The live lookup of what the reviewed object (a Gloo kind, or an EgressGuardrail) references
+/// and the catalog lacks; true when something was found (decide again).
+async fn refresh_references(catalog: &Catalog, outcome: &mut review::Outcome) -> bool {
+    if let Some(obj) = outcome.reviewed.take() {
+        catalog.refresh_for(&obj).await
+    } else if let Some(g) = outcome.reviewed_guardrail.take() {
+        catalog.refresh_for_guardrail(&g).await
+    } else {
+        false
+    }
 }
 
 /// The outcome, and the request when it could be read (for a second decision after a live

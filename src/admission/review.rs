@@ -189,6 +189,9 @@ pub struct Outcome {
     /// The object under review at /validate (CREATE/UPDATE), typed as written: for the
     /// catalog's live lookup of its references after a denial.
     pub reviewed: Option<Object>,
+    /// The EgressGuardrail under review (CREATE/UPDATE): for the live lookup of the
+    /// VirtualGateways its `allowedGateways` name (G7) after a denial.
+    pub reviewed_guardrail: Option<Box<crate::api::EgressGuardrail>>,
 }
 
 impl Outcome {
@@ -212,6 +215,7 @@ impl Outcome {
             findings: Vec::new(),
             admitted: None,
             reviewed: None,
+            reviewed_guardrail: None,
         }
     }
 
@@ -240,6 +244,7 @@ impl Outcome {
             findings: Vec::new(),
             admitted: None,
             reviewed: None,
+            reviewed_guardrail: None,
         }
     }
 

@@ -99,6 +99,8 @@ pub fn shared() -> Option<(Arc<DevCluster>, MutexGuard<'static, ()>)> {
 #[derive(Debug)]
 pub struct Kubectl {
     pub ok: bool,
+    /// The exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -107,6 +109,7 @@ impl From<Output> for Kubectl {
     fn from(o: Output) -> Self {
         Kubectl {
             ok: o.status.success(),
+            code: o.status.code(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }

@@ -5,7 +5,9 @@ use crate::api::{
     AccessPolicy, DestinationSelector, ExternalService, ObjectSelector, PortSelector,
     external_service::ExternalServicePort, list, text,
 };
-use crate::core::{Options, findings::Report, rules::syntax::is_port, snapshot::Snapshot};
+use crate::core::{
+    Options, findings::Report, guardrails::Action, rules::syntax::is_port, snapshot::Snapshot,
+};
 
 use super::{case_hint, labels_text, nothing_selected, other_cluster};
 
@@ -101,8 +103,9 @@ fn external_service_destination(
 }
 
 /// A14 (DESIGN §9): the selector picks nothing. Naming an ExternalService that does not exist is
-/// an error; labels (or a namespace alone) that match nothing is a warning, and so is a named
-/// ExternalService that exists but lacks the selector's labels (it exists: the labels may come).
+/// an error (a warning where a guardrail makes the policy come first: `policy_first`); labels (or
+/// a namespace alone) that match nothing is a warning, and so is a named ExternalService that
+/// exists but lacks the selector's labels (it exists: the labels may come).
 fn a14(path: &str, sel: &ObjectSelector, snap: &Snapshot, report: &mut Report) {
     let (ns, name) = (text(&sel.namespace), text(&sel.name));
     let labels = labels_text(sel.labels.as_ref());
@@ -140,12 +143,40 @@ fn a14(path: &str, sel: &ObjectSelector, snap: &Snapshot, report: &mut Report) {
             ),
         ),
         (true, "") => report.error("A14", path, nothing_selected("ExternalService", &by_name)),
-        (true, ns) => report.error(
-            "A14",
-            path,
-            format!("ExternalService {ns}/{name} does not exist"),
-        ),
+        (true, ns) => match policy_first(snap, ns) {
+            Some(g) => report.warning(
+                "A14",
+                path,
+                format!(
+                    "ExternalService {ns}/{name} does not exist yet: admitted because EgressGuardrail {g} \
+                     requires an AccessPolicy before an ExternalService of namespace {ns} \
+                     (requireAccessPolicy, deny); until it exists the policy selects nothing, and \
+                     if the name is misspelt G5 refuses the ExternalService"
+                ),
+            ),
+            None => report.error(
+                "A14",
+                path,
+                format!("ExternalService {ns}/{name} does not exist"),
+            ),
+        },
     }
+}
+
+/// The guardrail that makes an AccessPolicy come before the ExternalServices of `namespace`:
+/// one that governs it with `requireAccessPolicy` and `deny`. There A14 allows a name that does
+/// not exist yet (a warning), or the pair could never be created: G5 refuses the ExternalService
+/// until a policy selects it, and A14 would refuse a policy naming it until it exists. What A14
+/// guards against (a misspelt name, a policy that protects nothing while the ExternalService is
+/// open to the mesh) cannot happen there: G5 refuses every ExternalService no policy selects,
+/// so a misspelt name shows on the ExternalService's apply. The selector must name the
+/// namespace: a name in any namespace may be meant for one no such guardrail governs.
+fn policy_first(snap: &Snapshot, namespace: &str) -> Option<String> {
+    snap.guardrails()
+        .governing(namespace)
+        .into_iter()
+        .find(|c| c.action == Action::Deny && c.guardrail.spec.require_access_policy == Some(true))
+        .map(|c| c.name().to_string())
 }
 
 /// A15: Istio enforces AuthorizationPolicy on MESH_EXTERNAL traffic only at the egress gateway
