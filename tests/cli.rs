@@ -311,6 +311,77 @@ fn check_with_guardrails_follows_the_enforcement_action() {
     assert!(text(&out.stderr).contains("/nonexistent/guardrails.yaml"));
 }
 
+/// The guardrail flags with `--kubeconfig`, as far as no cluster is needed: `--guardrails` is
+/// accepted with it (the cluster is then read, here one that refuses the connection: a usage
+/// error naming the kubeconfig, not a flag conflict), `--no-cluster-guardrails` needs it, and a
+/// bad guardrail file is reported before any cluster is contacted. (Against a real cluster:
+/// `tests/e2e_guardrails.rs`.)
+#[test]
+fn guardrail_flags_with_and_without_kubeconfig() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let kubeconfig = kubeconfig.display().to_string();
+    let guardrails = dir.path().join("guardrails.yaml");
+    std::fs::write(
+        &guardrails,
+        "apiVersion: policy.egress-webhook.dev/v1alpha1\nkind: EgressGuardrail\nmetadata: {name: team-a}\nspec: {allowedHosts: [\"*.example.com\"]}\n",
+    )
+    .unwrap();
+    let guardrails = guardrails.display().to_string();
+    let examples = support::repo_path("manifests/examples");
+
+    let out = run(
+        &[
+            "check",
+            "--kubeconfig",
+            &kubeconfig,
+            "--guardrails",
+            &guardrails,
+            &examples,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).starts_with(&format!("error: --kubeconfig {kubeconfig}: ")),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(&["check", "--no-cluster-guardrails", &examples], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--kubeconfig <FILE>"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(
+        &[
+            "check",
+            "--kubeconfig",
+            &kubeconfig,
+            "--guardrails",
+            "/nonexistent/guardrails.yaml",
+            &examples,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("error: ")
+            && text(&out.stderr).contains("/nonexistent/guardrails.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `check --mesh-config`: M1 under ALLOW_ANY (a warning: exit 0), none under REGISTRY_ONLY or
 /// without the flag; a mesh config that does not parse is a usage error naming file and field.
 #[test]
