@@ -3,10 +3,11 @@
 //! (`crate::cluster::catalog`). Handlers only ever call `read`, whatever the source.
 //!
 //! A cluster catalog also has a [`Refresher`]: when a review would be denied because a referenced
-//! object is missing (E22, A14, and G7 for an EgressGuardrail's `allowedGateways`), the handler
-//! asks [`Catalog::refresh_for`] (or `refresh_for_guardrail`) to fetch those objects
-//! from the apiserver once, and validates again. So an object created a moment ago, whose watch
-//! event has not arrived yet, never causes a denial. A static catalog has no refresher: what the
+//! object is missing (E22, A14; G5 for the AccessPolicy an ExternalService needs, G7 for an
+//! EgressGuardrail's `allowedGateways`), the handler asks [`Catalog::refresh_for`] (or
+//! `refresh_for_guardrail`) to fetch those objects from the apiserver once, and validates again.
+//! So an object created a moment ago, whose watch event has not arrived yet, never causes a
+//! denial. A static catalog has no refresher: what the
 //! files hold is the whole truth.
 //!
 //! Nobody waits to read (issue 13): the current snapshot is an immutable `Arc<Snapshot>` behind
@@ -43,8 +44,9 @@ use crate::core::{
 
 /// Rules whose errors a stale cache can cause: a reference to an object that does not exist
 /// (yet, as far as the cache knows). G7: a guardrail applied right after the VirtualGateway it
-/// names (one `kubectl apply -f` of both) must not be refused because the watch is behind.
-pub const STALE_CACHE_RULES: [&str; 3] = ["E22", "A14", "G7"];
+/// names (one `kubectl apply -f` of both) must not be refused because the watch is behind; G5:
+/// nor an ExternalService applied right after its AccessPolicy (which another replica admitted).
+pub const STALE_CACHE_RULES: [&str; 4] = ["E22", "A14", "G5", "G7"];
 
 /// How long a review may wait for the live lookups (the apiserver gives a review 10 s).
 pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -61,6 +63,10 @@ pub enum Reference {
         namespace: Option<String>,
         name: String,
     },
+    /// Every AccessPolicy (G5): a policy in any namespace may select an ExternalService, by name,
+    /// labels or namespace, so the one the cache lacks is found only in the full list. Asked for
+    /// on G5's denial path only.
+    AccessPolicies,
 }
 
 impl fmt::Display for Reference {
@@ -77,6 +83,7 @@ impl fmt::Display for Reference {
                 namespace: None,
                 name,
             } => write!(f, "ExternalService */{name}"),
+            Reference::AccessPolicies => f.write_str("AccessPolicies */*"),
         }
     }
 }
@@ -549,11 +556,20 @@ impl Catalog {
     /// Fetch the objects that `obj` references and the catalog lacks, once, and insert what
     /// exists. True when something was inserted (validate again); false when there is no
     /// refresher, nothing is missing, nothing was found, or the lookup failed (logged).
-    pub async fn refresh_for(&self, obj: &Object) -> bool {
+    /// `findings`: the decision's, which say whether G5 refused an ExternalService for want of
+    /// an AccessPolicy (then every AccessPolicy is listed: the cache may lack the one that
+    /// selects it).
+    pub async fn refresh_for(&self, obj: &Object, findings: &[Finding]) -> bool {
         let Some(refresher) = &self.refresher else {
             return false;
         };
-        let refs = self.read(|snap| missing_references(obj, snap, &self.opts));
+        let mut refs = self.read(|snap| missing_references(obj, snap, &self.opts));
+        let g5 = findings
+            .iter()
+            .any(|f| f.severity == Severity::Error && f.rule == "G5");
+        if g5 && matches!(obj, Object::ExternalService(_)) {
+            refs.push(Reference::AccessPolicies);
+        }
         self.look_up(refresher.as_ref(), refs).await
     }
 
@@ -579,10 +595,14 @@ impl Catalog {
             found = found.len(),
             "cache miss on a reference: looked it up in the apiserver"
         );
-        if found.is_empty() {
+        // Only what the cache lacks: a list (AccessPolicies) returns what it has too, and an
+        // object the watch has is at least as new as this answer, or about to be.
+        let missing: Vec<Object> =
+            self.read(|snap| found.into_iter().filter(|o| !snap.has(o)).collect());
+        if missing.is_empty() {
             return false;
         }
-        for o in found {
+        for o in missing {
             self.upsert(default_object(o, &self.opts));
         }
         true
@@ -792,12 +812,61 @@ mod tests {
         let opts = Options::default();
         let es = objects(ES).remove(0);
         let plain = Catalog::new(&opts);
-        assert!(!plain.refresh_for(&es).await, "no refresher, no lookup");
+        assert!(
+            !plain.refresh_for(&es, &[]).await,
+            "no refresher, no lookup"
+        );
         let catalog = Catalog::new(&opts).with_refresher(Arc::new(Fixed(objects(VG))));
-        assert!(catalog.refresh_for(&es).await);
+        assert!(catalog.refresh_for(&es, &[]).await);
         assert!(catalog.read(|s| s.virtual_gateway("istio-egress", "egress-vg").is_some()));
         let nothing = Catalog::new(&opts).with_refresher(Arc::new(Fixed(Vec::new())));
-        assert!(!nothing.refresh_for(&es).await);
+        assert!(!nothing.refresh_for(&es, &[]).await);
+    }
+
+    /// Records what it was asked for; answers with its objects.
+    struct Asked(Vec<Object>, Mutex<Vec<Reference>>);
+    impl Refresher for Asked {
+        fn fetch<'a>(
+            &'a self,
+            refs: &'a [Reference],
+        ) -> BoxFuture<'a, Result<Vec<Object>, String>> {
+            self.1.lock().unwrap().extend(refs.iter().cloned());
+            Box::pin(async move { Ok(self.0.clone()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_g5_denial_lists_the_access_policies_and_inserts_only_those_the_cache_lacks() {
+        let opts = Options::default();
+        let es = objects(ES).remove(0);
+        let ap = |name: &str| {
+            objects(&format!(
+                "apiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\nmetadata: {{name: {name}, namespace: global}}\nspec:\n  applyToDestinations: [{{kind: EXTERNAL_SERVICE, selector: {{namespace: global}}}}]\n"
+            ))
+            .remove(0)
+        };
+        let mut report = crate::core::findings::Report::new(es.id(), false);
+        report.error("G5", "metadata.name", "no AccessPolicy selects it");
+        let g5 = report.findings;
+        // The cache has the VirtualGateway and one policy; the apiserver has a second one too.
+        let mut cached = objects(VG);
+        cached.push(ap("cached"));
+        let asked = Arc::new(Asked(vec![ap("cached"), ap("new")], Mutex::new(Vec::new())));
+        let catalog = Catalog::from_objects(cached, &opts).with_refresher(asked.clone());
+        assert!(catalog.refresh_for(&es, &g5).await);
+        assert!(
+            asked.1.lock().unwrap().contains(&Reference::AccessPolicies),
+            "{:?}",
+            asked.1
+        );
+        assert!(catalog.read(|s| s.has(&ap("new"))));
+        // Nothing more to insert: no second decision.
+        assert!(!catalog.refresh_for(&es, &g5).await);
+        // Without G5 the policies are not listed.
+        let quiet = Arc::new(Asked(Vec::new(), Mutex::new(Vec::new())));
+        let catalog = Catalog::new(&opts).with_refresher(quiet.clone());
+        catalog.refresh_for(&es, &[]).await;
+        assert!(!quiet.1.lock().unwrap().contains(&Reference::AccessPolicies));
     }
 }
 

@@ -253,7 +253,7 @@ fn gateway_and_access_policy_requirements_deny_violators_and_admit_conforming_ob
     assert_eq!(
         g_lines(&alone),
         [format!(
-            "{DENIED_CREATE}error: ExternalService {ns}/httpbin.org: metadata.name: no AccessPolicy selects ExternalService {ns}/httpbin.org: EgressGuardrail e2e-policy-required requires one (requireAccessPolicy); create the AccessPolicy first (a label or namespace selector may select an ExternalService before it exists) [G5]"
+            "{DENIED_CREATE}error: ExternalService {ns}/httpbin.org: metadata.name: no AccessPolicy selects ExternalService {ns}/httpbin.org: EgressGuardrail e2e-policy-required requires one (requireAccessPolicy); create the AccessPolicy first (it may name ExternalService {ns}/httpbin.org, namespace included, before that exists) [G5]"
         )]
     );
     let policy = format!(
@@ -564,20 +564,22 @@ fn lockdown_label_brings_the_network_policy_with_the_gateway_target_ports_and_ta
     eprintln!("and was gone {:?} after the label was removed", t.elapsed());
 }
 
-/// G7 with a cache that lags: a guardrail naming a VirtualGateway created a moment ago, whose
-/// watch event has not reached the catalog, is not denied: the admission looks the gateway up in
-/// the apiserver first, as E22 does. The admission server runs here in-process with catalogs
+/// G7 and G5 with a cache that lags: a guardrail naming a VirtualGateway created a moment ago,
+/// or an ExternalService whose AccessPolicy was created a moment ago (by another replica, say),
+/// whose watch events have not reached the catalog, is not denied: the admission looks them up
+/// in the apiserver first, as for E22. The admission server runs here in-process with catalogs
 /// that have no watches at all (the most stale cache there is), once without and once with the
-/// live lookup, against the real apiserver where the VirtualGateway exists.
+/// live lookup, against the real apiserver where the VirtualGateway and the AccessPolicy exist.
 #[test]
 #[cfg_attr(
     egress_skip_cluster_tests,
     ignore = "EGRESS_SKIP_CLUSTER_TESTS=1: needs a control plane"
 )]
-fn a_gateway_missing_from_the_cache_is_looked_up_before_g7_denies() {
+fn references_missing_from_the_cache_are_looked_up_before_g7_or_g5_denies() {
     use std::sync::Arc;
 
     use egress_webhook::admission::{self, ServeConfig, tls::CertFiles};
+    use egress_webhook::api::EgressGuardrail;
     use egress_webhook::catalog::Catalog;
     use egress_webhook::cluster::{catalog::LiveRefresher, client_from_kubeconfig};
     use serde_json::{Value, json};
@@ -588,27 +590,68 @@ fn a_gateway_missing_from_the_cache_is_looked_up_before_g7_denies() {
     let gw_ns = "g-lag-gw";
     namespace_with_labels(&dev, gw_ns, "");
     apply(&dev, &vg("fresh-vg", gw_ns), &[]).expect_ok("VirtualGateway");
-    let review = |gateway: &str| {
+    // G5's half: a namespace whose ExternalServices need a policy, and the policy, created in
+    // the apiserver (the cluster's own webhook has no such guardrail: only the test's catalogs).
+    let es_ns = "g-lag-policy";
+    namespace_with_labels(&dev, es_ns, "e2e-guardrail: lag-policy");
+    apply(
+        &dev,
+        &format!(
+            "apiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\nmetadata: {{name: whole-namespace, namespace: {es_ns}}}\nspec:\n  applyToDestinations:\n  - kind: EXTERNAL_SERVICE\n    selector: {{namespace: {es_ns}}}\n  config:\n    authzList:\n    - allowedClients:\n      - serviceAccountSelector: {{name: client, namespace: {es_ns}}}\n"
+        ),
+        &[],
+    )
+    .expect_ok("AccessPolicy");
+    let requires_policy: EgressGuardrail = serde_saphyr::from_str(&guardrail(
+        "e2e-lag-policy",
+        "  namespaceSelector: {matchLabels: {e2e-guardrail: lag-policy}}\n  requireAccessPolicy: true\n",
+    ))
+    .unwrap();
+    let review = |kind: (&str, &str, &str, &str), namespace: Option<&str>, object: Value| {
+        let (group, version, kind, resource) = kind;
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "e2e-lag",
+                "kind": {"group": group, "version": version, "kind": kind},
+                "resource": {"group": group, "version": version, "resource": resource},
+                "name": object["metadata"]["name"],
+                "namespace": namespace,
+                "operation": "CREATE",
+                "userInfo": {"username": "admin"},
+                "object": object,
+                "dryRun": false
+            }
+        })
+    };
+    let guardrail_review = |gateway: &str| {
         let g: Value = serde_saphyr::from_str(&guardrail(
             "e2e-lagging",
             &format!("  allowedGateways: [{{name: {gateway}, namespace: {gw_ns}}}]\n"),
         ))
         .unwrap();
-        json!({
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "e2e-g7-lag",
-                "kind": {"group": "policy.egress-webhook.dev", "version": "v1alpha1", "kind": "EgressGuardrail"},
-                "resource": {"group": "policy.egress-webhook.dev", "version": "v1alpha1", "resource": "egressguardrails"},
-                "name": "e2e-lagging",
-                "operation": "CREATE",
-                "userInfo": {"username": "admin"},
-                "object": g,
-                "dryRun": false
-            }
-        })
+        review(
+            (
+                "policy.egress-webhook.dev",
+                "v1alpha1",
+                "EgressGuardrail",
+                "egressguardrails",
+            ),
+            None,
+            g,
+        )
     };
+    let es_review = review(
+        (
+            "networking.gloo.solo.io",
+            "v2",
+            "ExternalService",
+            "externalservices",
+        ),
+        Some(es_ns),
+        serde_saphyr::from_str(&httpbin(es_ns, "1")).unwrap(),
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = dev.webhook_tls_dir().to_path_buf();
     let opts = dev.core_options().clone();
@@ -621,6 +664,14 @@ fn a_gateway_missing_from_the_cache_is_looked_up_before_g7_denies() {
             .unwrap();
         let serve = |catalog: Catalog| {
             catalog.mark_synced();
+            // The guardrail is known (its watch is up to date), the AccessPolicy is not.
+            catalog.update_guardrails(|g| {
+                g.upsert(requires_policy.clone());
+                g.set_namespace(
+                    es_ns,
+                    [("e2e-guardrail".to_string(), "lag-policy".to_string())].into(),
+                );
+            });
             let mut cfg = ServeConfig::new(
                 ([127, 0, 0, 1], 0).into(),
                 CertFiles {
@@ -654,8 +705,8 @@ fn a_gateway_missing_from_the_cache_is_looked_up_before_g7_denies() {
             .await
             .expect("serve");
 
-        // The lag itself: without the lookup, the stale cache denies.
-        let denied = validate(stale.addr, review("fresh-vg")).await;
+        // G7. The lag itself: without the lookup, the stale cache denies.
+        let denied = validate(stale.addr, guardrail_review("fresh-vg")).await;
         assert_eq!(denied["allowed"], false, "{denied}");
         assert_eq!(
             denied["status"]["message"],
@@ -663,7 +714,7 @@ fn a_gateway_missing_from_the_cache_is_looked_up_before_g7_denies() {
                 "error: EgressGuardrail e2e-lagging: spec.allowedGateways[0]: VirtualGateway {gw_ns}/fresh-vg does not exist [G7]"
             )
         );
-        let allowed = validate(live.addr, review("fresh-vg")).await;
+        let allowed = validate(live.addr, guardrail_review("fresh-vg")).await;
         assert_eq!(allowed["allowed"], true, "{allowed}");
         assert!(
             live.state
@@ -672,13 +723,32 @@ fn a_gateway_missing_from_the_cache_is_looked_up_before_g7_denies() {
             "the looked-up VirtualGateway is now cached"
         );
         // What the apiserver does not have either is still denied after the lookup.
-        let missing = validate(live.addr, review("no-such-vg")).await;
+        let missing = validate(live.addr, guardrail_review("no-such-vg")).await;
         assert_eq!(missing["allowed"], false, "{missing}");
         assert_eq!(
             missing["status"]["message"],
             format!(
                 "error: EgressGuardrail e2e-lagging: spec.allowedGateways[0]: VirtualGateway {gw_ns}/no-such-vg does not exist [G7]"
             )
+        );
+
+        // G5: the stale cache has no policy for the ExternalService; the apiserver has one.
+        let denied = validate(stale.addr, es_review.clone()).await;
+        assert_eq!(denied["allowed"], false, "{denied}");
+        assert!(
+            denied["status"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("error: ExternalService {es_ns}/httpbin.org: metadata.name: no AccessPolicy selects ExternalService {es_ns}/httpbin.org: EgressGuardrail e2e-lag-policy requires one")),
+            "{denied}"
+        );
+        let allowed = validate(live.addr, es_review).await;
+        assert_eq!(allowed["allowed"], true, "{allowed}");
+        assert!(
+            live.state.catalog.read(|s| !s
+                .access_policies_selecting_in(es_ns)
+                .is_empty()),
+            "the looked-up AccessPolicy is now cached"
         );
     });
 }

@@ -466,7 +466,7 @@ fn refused(
 /// and the catalog lacks; true when something was found (decide again).
 async fn refresh_references(catalog: &Catalog, outcome: &mut review::Outcome) -> bool {
     if let Some(obj) = outcome.reviewed.take() {
-        catalog.refresh_for(&obj).await
+        catalog.refresh_for(&obj, &outcome.findings).await
     } else if let Some(g) = outcome.reviewed_guardrail.take() {
         catalog.refresh_for_guardrail(&g).await
     } else {

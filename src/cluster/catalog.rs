@@ -320,6 +320,20 @@ impl LiveRefresher {
 
     async fn fetch_one(&self, r: &Reference) -> Result<Vec<Object>, String> {
         let (kind, namespace, name) = match r {
+            Reference::AccessPolicies => {
+                let ar = Kind::AccessPolicy.api_resource();
+                let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+                let list = api
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| format!("LIST {r}: {e}"))?;
+                // One policy that does not decode must not hide the others.
+                return Ok(list
+                    .items
+                    .into_iter()
+                    .filter_map(|o| decode_or_warn(o, &ar, Kind::AccessPolicy))
+                    .collect());
+            }
             Reference::VirtualGateway { namespace, name } => {
                 (Kind::VirtualGateway, Some(namespace), name)
             }

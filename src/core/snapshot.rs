@@ -101,6 +101,19 @@ impl Snapshot {
         self.outbound = outbound;
     }
 
+    /// Is an object of the kind, namespace and name of `obj` stored? ([`Snapshot::get`] without
+    /// the copy: the live lookup asks it of every AccessPolicy of a list.)
+    pub fn has(&self, obj: &Object) -> bool {
+        let k = meta_key(obj.meta());
+        match obj {
+            Object::ExternalService(_) => self.external_services.contains_key(&k),
+            Object::VirtualGateway(_) => self.virtual_gateways.contains_key(&k),
+            Object::AccessPolicy(_) => self.access_policies.contains_key(&k),
+            Object::Service(_) => self.services.contains_key(&k),
+            Object::ServiceAccount(_) => self.service_accounts.contains_key(&k),
+        }
+    }
+
     /// The stored object with the kind, namespace and name of `obj`.
     pub fn get(&self, obj: &Object) -> Option<Object> {
         let k = meta_key(obj.meta());

@@ -251,11 +251,23 @@ fn external_service(es: &ExternalService, c: &Compiled, snap: &Snapshot, sink: &
     // G5
     if spec.require_access_policy == Some(true) && snap.access_policies_selecting(es).is_empty() {
         let (ns, name) = es_key(es);
+        // Under deny the policy must come first, and A14 lets it name the ExternalService before
+        // that exists (`rules::access_policy::destinations::policy_first`); under warn or audit
+        // the ExternalService is admitted anyway, and a named policy must wait for it.
+        let how = match c.action {
+            Action::Deny => format!(
+                "it may name ExternalService {ns}/{name}, namespace included, before that exists"
+            ),
+            Action::Warn | Action::Audit => {
+                "a label or namespace selector may select an ExternalService before it exists"
+                    .to_string()
+            }
+        };
         sink.push(
             "G5",
             "metadata.name",
             format!(
-                "no AccessPolicy selects ExternalService {ns}/{name}: EgressGuardrail {g} requires one (requireAccessPolicy); create the AccessPolicy first (a label or namespace selector may select an ExternalService before it exists)"
+                "no AccessPolicy selects ExternalService {ns}/{name}: EgressGuardrail {g} requires one (requireAccessPolicy); create the AccessPolicy first ({how})"
             ),
         );
     }
