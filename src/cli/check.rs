@@ -92,9 +92,8 @@ pub fn run(args: &CheckArgs, out: &mut impl Write, err: &mut impl Write) -> i32 
             let cluster_guardrails = !args.no_cluster_guardrails;
             let wanted = Wanted {
                 guardrails: cluster_guardrails,
-                // Only a guardrail needs them (and a kubeconfig that may not list Namespaces
-                // can still check a cluster without guardrails).
-                namespaces: cluster_guardrails || !args.guardrails.is_empty(),
+                // The files' guardrails need them; the cluster's are seen to by `read`.
+                namespaces: !files.guardrails.is_empty(),
                 ..Default::default()
             };
             let cluster = match super::cluster_input::read(kubeconfig, &opts, wanted) {

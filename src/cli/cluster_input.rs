@@ -19,7 +19,10 @@ pub struct Wanted {
     pub authorization_policies: bool,
     /// The EgressGuardrails (`check`, unless `--no-cluster-guardrails`).
     pub guardrails: bool,
-    /// The Namespaces' labels (`check` with any guardrail: their selectors match these).
+    /// The Namespaces' labels, whatever the cluster holds (`check --guardrails FILE`); they are
+    /// also read when the cluster has guardrails (their selectors match these labels), and
+    /// otherwise not (a kubeconfig that may not list Namespaces can check a cluster without
+    /// guardrails).
     pub namespaces: bool,
 }
 
@@ -55,11 +58,14 @@ pub fn read(kubeconfig: &str, opts: &Options, wanted: Wanted) -> Result<ClusterI
             Vec::new()
         };
         let guardrails = if wanted.guardrails {
-            live::list_guardrails(&client).await?
+            live::list_guardrails(&client)
+                .await
+                .map_err(|e| format!("{e} (--no-cluster-guardrails checks without them)"))?
         } else {
             None
         };
-        let namespaces = if wanted.namespaces {
+        let any_guardrail = guardrails.as_ref().is_some_and(|g| !g.is_empty());
+        let namespaces = if wanted.namespaces || any_guardrail {
             live::namespace_labels(&client).await?
         } else {
             Vec::new()
