@@ -45,7 +45,8 @@ use crate::core::{
 /// Rules whose errors a stale cache can cause: a reference to an object that does not exist
 /// (yet, as far as the cache knows). G7: a guardrail applied right after the VirtualGateway it
 /// names (one `kubectl apply -f` of both) must not be refused because the watch is behind; G5:
-/// nor an ExternalService applied right after its AccessPolicy (which another replica admitted).
+/// nor an ExternalService applied right after its AccessPolicy (which another replica admitted),
+/// nor the delete of an AccessPolicy right after another that selects the same ones.
 pub const STALE_CACHE_RULES: [&str; 4] = ["E22", "A14", "G5", "G7"];
 
 /// How long a review may wait for the live lookups (the apiserver gives a review 10 s).
@@ -557,8 +558,8 @@ impl Catalog {
     /// exists. True when something was inserted (validate again); false when there is no
     /// refresher, nothing is missing, nothing was found, or the lookup failed (logged).
     /// `findings`: the decision's, which say whether G5 refused an ExternalService for want of
-    /// an AccessPolicy (then every AccessPolicy is listed: the cache may lack the one that
-    /// selects it).
+    /// an AccessPolicy, or the delete or change of an AccessPolicy that would leave one without
+    /// (then every AccessPolicy is listed: the cache may lack one that selects it).
     pub async fn refresh_for(&self, obj: &Object, findings: &[Finding]) -> bool {
         let Some(refresher) = &self.refresher else {
             return false;
@@ -567,7 +568,7 @@ impl Catalog {
         let g5 = findings
             .iter()
             .any(|f| f.severity == Severity::Error && f.rule == "G5");
-        if g5 && matches!(obj, Object::ExternalService(_)) {
+        if g5 && matches!(obj, Object::ExternalService(_) | Object::AccessPolicy(_)) {
             refs.push(Reference::AccessPolicies);
         }
         self.look_up(refresher.as_ref(), refs).await

@@ -565,9 +565,10 @@ fn lockdown_label_brings_the_network_policy_with_the_gateway_target_ports_and_ta
 }
 
 /// G7 and G5 with a cache that lags: a guardrail naming a VirtualGateway created a moment ago,
-/// or an ExternalService whose AccessPolicy was created a moment ago (by another replica, say),
-/// whose watch events have not reached the catalog, is not denied: the admission looks them up
-/// in the apiserver first, as for E22. The admission server runs here in-process with catalogs
+/// an ExternalService whose AccessPolicy was created a moment ago (by another replica, say), or
+/// the delete of an AccessPolicy when another one created a moment ago selects the same
+/// ExternalService, whose watch events have not reached the catalog, is not denied: the
+/// admission looks them up in the apiserver first, as for E22. The admission server runs here in-process with catalogs
 /// that have no watches at all (the most stale cache there is), once without and once with the
 /// live lookup, against the real apiserver where the VirtualGateway and the AccessPolicy exist.
 #[test]
@@ -750,6 +751,57 @@ fn references_missing_from_the_cache_are_looked_up_before_g7_or_g5_denies() {
                 .is_empty()),
             "the looked-up AccessPolicy is now cached"
         );
+
+        // G5 on a DELETE: the cache knows the ExternalService and one policy naming it, not the
+        // namespace-wide policy the apiserver holds, so deleting the named one looks like
+        // leaving the ExternalService without a policy.
+        let named: Value = serde_saphyr::from_str(&format!(
+            "apiVersion: security.policy.gloo.solo.io/v2\nkind: AccessPolicy\nmetadata: {{name: named, namespace: {es_ns}}}\nspec:\n  applyToDestinations:\n  - kind: EXTERNAL_SERVICE\n    selector: {{name: httpbin.org, namespace: {es_ns}}}\n"
+        ))
+        .unwrap();
+        let cached = |catalog: Catalog| {
+            for o in [
+                serde_saphyr::from_str::<Value>(&httpbin(es_ns, "1")).unwrap(),
+                named.clone(),
+            ] {
+                catalog.upsert(egress_webhook::core::Object::from_json(&o).unwrap());
+            }
+            catalog
+        };
+        let delete = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "e2e-lag-delete",
+                "kind": {"group": "security.policy.gloo.solo.io", "version": "v2", "kind": "AccessPolicy"},
+                "resource": {"group": "security.policy.gloo.solo.io", "version": "v2", "resource": "accesspolicies"},
+                "name": "named",
+                "namespace": es_ns,
+                "operation": "DELETE",
+                "userInfo": {"username": "admin"},
+                "oldObject": named,
+                "dryRun": false
+            }
+        });
+        let stale = serve(cached(Catalog::new(&opts))).await.expect("serve");
+        let client = client_from_kubeconfig(&dev.webhook_user().kubeconfig)
+            .await
+            .expect("the webhook's client");
+        let live = serve(cached(
+            Catalog::new(&opts).with_refresher(Arc::new(LiveRefresher::new(client))),
+        ))
+        .await
+        .expect("serve");
+        let denied = validate(stale.addr, delete.clone()).await;
+        assert_eq!(denied["allowed"], false, "{denied}");
+        assert_eq!(
+            denied["status"]["message"],
+            format!(
+                "error: AccessPolicy {es_ns}/named: spec.applyToDestinations[0]: deleting AccessPolicy {es_ns}/named leaves ExternalService {es_ns}/httpbin.org selected by no AccessPolicy, which EgressGuardrail e2e-lag-policy requires (requireAccessPolicy) [G5]"
+            )
+        );
+        let allowed = validate(live.addr, delete).await;
+        assert_eq!(allowed["allowed"], true, "{allowed}");
     });
 }
 

@@ -186,8 +186,9 @@ pub struct Outcome {
     /// An allowed CREATE/UPDATE of a Gloo kind at /validate: the object, defaulted, whose
     /// companions the caller writes (unless `dry_run`).
     pub admitted: Option<Object>,
-    /// The object under review at /validate (CREATE/UPDATE), typed as written: for the
-    /// catalog's live lookup of its references after a denial.
+    /// The object under review at /validate (CREATE/UPDATE, and the stored object of a
+    /// DELETE), typed as written: for the catalog's live lookup of its references after a
+    /// denial.
     pub reviewed: Option<Object>,
     /// The EgressGuardrail under review (CREATE/UPDATE): for the live lookup of the
     /// VirtualGateways its `allowedGateways` name (G7) after a denial.
@@ -647,7 +648,11 @@ fn validate(
                 return;
             };
             let defaulted = default_object(old.clone(), opts);
-            validate_defaulted(&old, &defaulted, snap, opts, Operation::Delete)
+            let findings = validate_defaulted(&old, &defaulted, snap, opts, Operation::Delete);
+            // G5 on the delete of an AccessPolicy may come from a cache that lacks another
+            // policy, created a moment ago, that selects the same ExternalServices.
+            outcome.reviewed = Some(old);
+            findings
         }
         _ => Vec::new(),
     };
