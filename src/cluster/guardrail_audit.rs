@@ -148,10 +148,11 @@ async fn run(
             let stored = stored.get(name).cloned().unwrap_or_default();
             let desired = status(audit, stored.generation, stored.status.as_ref(), &now);
             let compared = without_time(&desired);
+            let rv = stored.resource_version.as_deref();
+            sent.observe(name, rv);
             if stored.status.as_ref().map(without_time).as_ref() == Some(&compared) {
                 continue;
             }
-            let rv = stored.resource_version.as_deref();
             if sent.already_sent(name, rv, Some(&compared)) {
                 continue;
             }

@@ -177,6 +177,12 @@ impl Reports {
             .filter(|r| r.metadata.name.as_deref() == Some(REPORT_NAME))
             .filter_map(|r| r.metadata.namespace.clone().map(|ns| (ns, r)))
             .collect();
+        for ns in observed.keys().chain(want.keys()) {
+            let rv = observed
+                .get(ns)
+                .and_then(|r| r.metadata.resource_version.as_deref());
+            self.sent.observe(ns, rv);
+        }
         let ar = self.kind.resource();
         for (ns, r) in &observed {
             if want.contains_key(ns) {

@@ -113,6 +113,10 @@ impl Lockdown {
             .filter(|np| np.name_any() == POLICY_NAME)
             .filter_map(|np| np.namespace().map(|ns| (ns, np)))
             .collect();
+        for ns in observed.keys().chain(want.policies.keys()) {
+            let rv = observed.get(ns).and_then(|np| np.resource_version());
+            self.sent.observe(ns, rv.as_deref());
+        }
         for (ns, np) in &observed {
             if !want.unlocked.contains(ns) {
                 continue;

@@ -6,8 +6,12 @@
 //! per object, the resourceVersion the cache showed when we wrote and what we wrote, and says
 //! "already sent" while the cache still shows that version.
 //!
-//! Once the cache shows any other version (our write, or someone's after it), the observed
-//! content decides again: a status or policy changed by hand after our write is corrected.
+//! Once the cache shows any other version (our write, or someone's after it), the record is
+//! dropped ([`OwnWrites::observe`], for every object at every comparison) and the observed
+//! content decides again: a status or policy changed or deleted by hand after our write is
+//! corrected. Dropping it as soon as the version moves matters for absence: "absent before our
+//! create" and "deleted by hand after it" look the same (no version), and only the version seen
+//! in between tells them apart.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +37,18 @@ impl<V: PartialEq> OwnWrites<V> {
         self.sent
             .get(key)
             .is_some_and(|(rv, v)| rv.as_deref() == observed_rv && v.as_ref() == desired)
+    }
+
+    /// The cache shows `observed_rv` for `key` (`None`: absent): a record made at another
+    /// version is obsolete. Call for every key compared, before [`Self::already_sent`].
+    pub fn observe(&mut self, key: &str, observed_rv: Option<&str>) {
+        if self
+            .sent
+            .get(key)
+            .is_some_and(|(rv, _)| rv.as_deref() != observed_rv)
+        {
+            self.sent.remove(key);
+        }
     }
 
     /// `desired` was written (or deleted, `None`) while the cache showed `observed_rv`.
@@ -72,5 +88,19 @@ mod tests {
         assert!(!w.already_sent("c", Some("8"), None));
         w.retain(|k| k != "a");
         assert!(!w.already_sent("a", Some("1"), Some(&"x")));
+    }
+
+    #[test]
+    fn a_create_seen_and_then_deleted_by_hand_is_not_taken_for_the_create_in_flight() {
+        let mut w = OwnWrites::default();
+        w.record("a".into(), None, Some("x"));
+        w.observe("a", None);
+        assert!(w.already_sent("a", None, Some(&"x")), "not seen yet");
+        w.observe("a", Some("5"));
+        w.observe("a", None);
+        assert!(
+            !w.already_sent("a", None, Some(&"x")),
+            "deleted after it was seen"
+        );
     }
 }
