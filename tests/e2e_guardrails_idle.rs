@@ -5,7 +5,7 @@
 //!   lockdown namespace with its NetworkPolicy, several audit intervals send no request but the
 //!   Lease's and watches;
 //! - drift: a NetworkPolicy deleted or edited by hand is put back (timed), a Report and a status
-//!   edited by hand are put right;
+//!   edited by hand are put right; a namespace being deleted is left alone;
 //! - restart: a restarted replica rewrites nothing;
 //! - two replicas: only the leader writes; after a takeover the new leader rewrites nothing,
 //!   and still writes a violation that changes afterwards.
@@ -33,9 +33,12 @@ const GUARDRAIL: &str = "idle-audit";
 const VIOLATING_NS: &str = "idle-team";
 const LOCKED_NS: &str = "idle-locked";
 const GATEWAY_NS: &str = "idle-gw";
+const DOOMED_NS: &str = "idle-doomed";
 const WRITES: &str = "egress_webhook_guardrail_writes_total";
 const LAST_AUDIT: &str = "egress_webhook_guardrail_last_audit_timestamp_seconds";
 const LEADER: &str = "egress_webhook_controller_leader";
+const NP_APPLIES: &str =
+    "egress_webhook_guardrail_writes_total{kind=\"NetworkPolicy\",op=\"apply\"}";
 
 fn metric(addr: SocketAddr, name: &str) -> f64 {
     let text = http_get_text(addr, "/metrics").unwrap_or_else(|e| panic!("metrics of {addr}: {e}"));
@@ -433,6 +436,79 @@ fn idle_sends_nothing_drift_is_repaired_and_a_restart_rewrites_nothing() {
         "hand-edited Report and status put right after {:?}",
         t.elapsed()
     );
+
+    // A namespace being deleted (held Terminating by a finalizer on a ConfigMap): its policy
+    // goes with its content, and lockdown does not create it again there.
+    apply(
+        &dev,
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {DOOMED_NS}, labels: {{egress-webhook.dev/lockdown: \"true\"}}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: hold, namespace: {DOOMED_NS}, finalizers: [egress-webhook.test/hold]}}\n"),
+        &[],
+    )
+    .expect_ok("doomed namespace");
+    let doomed_policy = || {
+        kubectl(
+            &dev,
+            &["get", "networkpolicy", "-n", DOOMED_NS, "-o", "name"],
+        )
+        .stdout
+        .contains("egress-webhook-lockdown")
+    };
+    assert!(
+        eventually(Duration::from_secs(20), doomed_policy),
+        "no lockdown NetworkPolicy in {DOOMED_NS}"
+    );
+    let log = AuditLog::of(&dev);
+    let from = log.end();
+    let applies = metric(metrics, NP_APPLIES);
+    kubectl(&dev, &["delete", "namespace", DOOMED_NS, "--wait=false"])
+        .expect_ok("delete the namespace");
+    assert!(
+        eventually(Duration::from_secs(30), || !doomed_policy()),
+        "the namespace controller did not delete the policy"
+    );
+    std::thread::sleep(INTERVAL * 3);
+    let phase = kubectl(
+        &dev,
+        &[
+            "get",
+            "namespace",
+            DOOMED_NS,
+            "-o",
+            "jsonpath={.status.phase}",
+        ],
+    )
+    .expect_ok("the namespace")
+    .stdout;
+    assert_eq!(phase, "Terminating", "held by the ConfigMap's finalizer");
+    let into_doomed: Vec<String> = log
+        .since(from)
+        .iter()
+        .filter(|r| r.namespace == DOOMED_NS && r.verb != "watch")
+        .map(|r| r.to_string())
+        .collect();
+    assert!(
+        into_doomed.is_empty(),
+        "requests into a terminating namespace: {into_doomed:#?}"
+    );
+    assert_eq!(
+        metric(metrics, NP_APPLIES),
+        applies,
+        "lockdown applied into a terminating namespace"
+    );
+    kubectl(
+        &dev,
+        &[
+            "patch",
+            "configmap",
+            "hold",
+            "-n",
+            DOOMED_NS,
+            "--type=merge",
+            "-p",
+            r#"{"metadata": {"finalizers": null}}"#,
+        ],
+    )
+    .expect_ok("release the namespace");
 
     // Restart: nothing rewritten.
     let objects = settled(&dev);
