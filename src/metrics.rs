@@ -109,9 +109,9 @@ pub struct GuardrailLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GuardrailWriteLabels {
     /// EgressGuardrail/status, Report, PolicyReport or NetworkPolicy (lockdown)
-    pub kind: String,
+    pub kind: &'static str,
     /// apply (server-side apply) or delete
-    pub op: String,
+    pub op: &'static str,
 }
 
 pub struct Metrics {
@@ -422,10 +422,7 @@ impl Metrics {
     /// outcome (`op`: apply, delete): what an idle cluster must never see.
     pub fn guardrail_write(&self, kind: &'static str, op: &'static str) {
         self.guardrail_writes
-            .get_or_create(&GuardrailWriteLabels {
-                kind: kind.to_string(),
-                op: op.to_string(),
-            })
+            .get_or_create(&GuardrailWriteLabels { kind, op })
             .inc();
     }
 
