@@ -7,8 +7,9 @@
 //! - drift: a NetworkPolicy deleted or edited by hand is put back (timed), a Report and a status
 //!   edited by hand are put right; a namespace being deleted is left alone;
 //! - restart: a restarted replica rewrites nothing;
-//! - two replicas: only the leader writes; after a takeover the new leader rewrites nothing,
-//!   and still writes a violation that changes afterwards.
+//! - two replicas: only the leader writes; after a takeover (the leader stopped, then another
+//!   killed) the new leader rewrites nothing, and still writes a violation that changes
+//!   afterwards.
 //!
 //! Each test has its own cluster (restarting the webhook would break any test sharing one); they
 //! run one at a time.
@@ -564,7 +565,7 @@ fn only_the_leader_writes_and_a_new_leader_rewrites_nothing_identical() {
     let mut dev = start();
     let first = dev.webhook_metrics_addr().expect("process mode");
     populate(&dev);
-    let mut replica = dev.start_replica(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let replica = dev.start_replica(&[]).unwrap_or_else(|e| panic!("{e}"));
     let second = replica.metrics_addr;
     assert_eq!(metric(first, LEADER), 1.0, "the first leads");
     assert_eq!(metric(second, LEADER), 0.0, "the second does not");
@@ -651,5 +652,45 @@ fn only_the_leader_writes_and_a_new_leader_rewrites_nothing_identical() {
         metric(second, WRITES) >= 3.0,
         "status, Report and PolicyReport by the new leader"
     );
-    replica.stop();
+
+    // A leader killed (SIGKILL: no Lease released, taken over when it runs out) by a third
+    // replica: the same, nothing identical rewritten, a change after the takeover written.
+    let objects = settled(&dev);
+    let third = dev.start_replica(&[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(metric(third.metrics_addr, LEADER), 0.0, "the third follows");
+    dev.register(third.addr).unwrap_or_else(|e| panic!("{e}"));
+    drop(replica);
+    let killed = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(30), || metric(
+            third.metrics_addr,
+            LEADER
+        ) == 1.0),
+        "the third did not take over within 30 s of the kill"
+    );
+    eprintln!(
+        "the third led {:?} after the leader was killed",
+        killed.elapsed()
+    );
+    std::thread::sleep(INTERVAL * 4);
+    assert_eq!(
+        metric(third.metrics_addr, WRITES),
+        0.0,
+        "the leader after a kill rewrote identical results; its log: {}",
+        third.log().display()
+    );
+    assert_eq!(
+        written_objects(&dev),
+        objects,
+        "objects rewritten after the kill"
+    );
+    apply(&dev, &violator("third.org"), &[]).expect_ok("a new violator");
+    assert!(
+        eventually(Duration::from_secs(20), || status(&dev)["totalViolations"]
+            == 2
+            && report(&dev).is_some_and(|r| r["summary"]["fail"] == 2)),
+        "status {} after a new violator",
+        status(&dev)
+    );
+    assert!(metric(third.metrics_addr, WRITES) >= 3.0);
 }
