@@ -106,10 +106,23 @@ pub struct GuardrailLabels {
     pub action: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardrailWriteLabels {
+    /// EgressGuardrail/status, Report, PolicyReport or NetworkPolicy (lockdown)
+    pub kind: &'static str,
+    /// apply (server-side apply) or delete
+    pub op: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Violations the last guardrail audit found, per guardrail and its action.
     pub guardrail_violations: Family<GuardrailLabels, Gauge>,
+    /// Unix time of this replica's last guardrail audit pass (every replica audits its own
+    /// catalog): the audit's liveness, now that an unchanged status is not written again.
+    pub guardrail_last_audit: Gauge,
+    /// Writes of the guardrail audit and lockdown (leader only): zero when idle.
+    pub guardrail_writes: Family<GuardrailWriteLabels, Counter>,
     pub companion_writes: Family<WriteLabels, Counter>,
     pub reconcile: Family<ReconcileLabels, Counter>,
     pub requests: Family<RequestLabels, Counter>,
@@ -303,9 +316,23 @@ impl Metrics {
             "Objects' violations of each EgressGuardrail found by the last audit pass, by guardrail and enforcement action",
             guardrail_violations.clone(),
         );
+        let guardrail_last_audit = Gauge::default();
+        registry.register(
+            "guardrail_last_audit_timestamp_seconds",
+            "When this replica's guardrail audit last completed a pass (Unix time); a status is written only when its results change",
+            guardrail_last_audit.clone(),
+        );
+        let guardrail_writes = Family::<GuardrailWriteLabels, Counter>::default();
+        registry.register(
+            "guardrail_writes",
+            "Requests that write guardrail results and lockdown NetworkPolicies (EgressGuardrail/status, Report, PolicyReport, NetworkPolicy), by kind and operation (apply, delete); zero while nothing changes",
+            guardrail_writes.clone(),
+        );
         Metrics {
             registry,
             guardrail_violations,
+            guardrail_last_audit,
+            guardrail_writes,
             watch_connected,
             status_writes,
             events,
@@ -388,6 +415,14 @@ impl Metrics {
                 kind: kind.to_string(),
                 op: op.to_string(),
             })
+            .inc();
+    }
+
+    /// Count one request of the guardrail audit or lockdown sent to the apiserver, whatever its
+    /// outcome (`op`: apply, delete): what an idle cluster must never see.
+    pub fn guardrail_write(&self, kind: &'static str, op: &'static str) {
+        self.guardrail_writes
+            .get_or_create(&GuardrailWriteLabels { kind, op })
             .inc();
     }
 

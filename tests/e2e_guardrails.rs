@@ -531,7 +531,7 @@ fn lockdown_label_brings_the_network_policy_with_the_gateway_target_ports_and_ta
         })
     );
 
-    // Deleted by hand: applied again within 10 ticks (2 s each here).
+    // Deleted by hand: put back when the watch of our NetworkPolicies sees the delete.
     kubectl(
         &dev,
         &[

@@ -64,9 +64,10 @@ fn all_right(dev: &DevCluster, namespaces: &[String]) -> Result<(), String> {
         .try_for_each(|ns| companions_match_render(dev, ns, 2))
 }
 
-/// The catalog's watches: the five kinds, the mesh ConfigMaps (src/cluster/mesh_watch.rs), and
-/// the EgressGuardrails and Namespaces (src/cluster/guardrail_watch.rs).
-const WATCHES: f64 = 8.0;
+/// The catalog's watches: the five kinds, the mesh ConfigMaps (src/cluster/mesh_watch.rs), the
+/// EgressGuardrails and Namespaces (src/cluster/guardrail_watch.rs), and the lockdown
+/// NetworkPolicies (src/cluster/lockdown.rs).
+const WATCHES: f64 = 9.0;
 
 fn watches_connected(dev: &DevCluster) -> f64 {
     metric_sum(

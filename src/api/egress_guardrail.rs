@@ -32,7 +32,7 @@ pub const MAX_LISTED_VIOLATIONS: usize = 100;
     category = "egress-webhook",
     printcolumn = r#"{"name":"Action","type":"string","jsonPath":".spec.enforcementAction"}"#,
     printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.totalViolations"}"#,
-    printcolumn = r#"{"name":"Last Audit","type":"date","jsonPath":".status.lastAuditTime"}"#,
+    printcolumn = r#"{"name":"Changed","type":"date","jsonPath":".status.lastAuditTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -105,7 +105,10 @@ pub struct EgressGuardrailStatus {
     /// Every violation the last audit found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_violations: Option<i64>,
-    /// RFC 3339.
+    /// When the audit pass ran that found the results in this status (RFC 3339). The status is
+    /// written only when its results change, so on a quiet cluster this is the time of the last
+    /// change, not of the last pass: the audit runs every `--audit-interval` all the same, which
+    /// the metric `egress_webhook_guardrail_last_audit_timestamp_seconds` shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_audit_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,9 +6,13 @@
 //! The leader also keeps one OpenReports Report per namespace (`guardrail_reports`) and the
 //! lockdown NetworkPolicies (`lockdown`) on the same tick.
 //!
-//! A status is written when its results changed, and otherwise every 10 intervals (a heartbeat:
-//! `lastAuditTime` shows the audit runs, while an idle cluster sees almost no writes); the
-//! violations list is capped at [`MAX_LISTED_VIOLATIONS`], `totalViolations` counts all.
+//! A status is written only when it differs from the one the catalog's guardrail watch holds
+//! (ignoring `lastAuditTime`): after a restart or a change of leader nothing identical is
+//! rewritten, and a status changed by anyone else is put right at the next pass. An idle cluster
+//! sees no request from the audit; `egress_webhook_guardrail_last_audit_timestamp_seconds`
+//! (every replica) shows that it runs. `lastAuditTime` is the time of the pass that found the
+//! results written. The violations list is capped at [`MAX_LISTED_VIOLATIONS`],
+//! `totalViolations` counts all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,6 +32,8 @@ use crate::catalog::Catalog;
 use crate::companions::FIELD_MANAGER;
 use crate::core::guardrails::audit::{Auditor, GuardrailAudit};
 use crate::metrics::{GuardrailLabels, Metrics};
+
+use super::own_writes::OwnWrites;
 
 /// Whether this replica writes statuses (the controller's Lease holder).
 pub type IsLeader = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -62,22 +68,36 @@ async fn run(
     let api: Api<EgressGuardrail> = Api::all(client.clone());
     let mut reports: Vec<super::guardrail_reports::Reports> = report_kinds
         .into_iter()
-        .map(super::guardrail_reports::Reports::new)
+        .map(|k| super::guardrail_reports::Reports::start(client.clone(), k))
         .collect();
-    let mut lockdown = super::lockdown::Lockdown::default();
+    let mut lockdown = super::lockdown::Lockdown::start(client.clone(), catalog.clone());
     let mut auditor = Auditor::new();
     let mut shown: BTreeSet<GuardrailLabels> = BTreeSet::new();
+    // Statuses sent that the catalog's guardrail watch has not shown yet.
+    let mut sent: OwnWrites<Value> = OwnWrites::default();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        // A change of our NetworkPolicies (one edited or deleted by hand) is repaired at once;
+        // everything else follows the catalog at each interval.
+        let full = tokio::select! {
+            _ = tick.tick() => true,
+            _ = lockdown.changed() => false,
+        };
         if !catalog.is_synced() {
+            continue;
+        }
+        if !full {
+            if is_leader() {
+                let want = catalog.read(crate::core::lockdown::desired);
+                lockdown.sync(&client, &want, &metrics).await;
+            }
             continue;
         }
         let started = Instant::now();
         let (stats, results, stored, policies) = catalog.read(|s| {
             let stats = auditor.pass(s);
-            let stored: BTreeMap<String, (Option<i64>, Option<Value>)> = s
+            let stored: BTreeMap<String, Stored> = s
                 .guardrails()
                 .iter()
                 .map(|c| {
@@ -86,20 +106,26 @@ async fn run(
                         .status
                         .as_ref()
                         .and_then(|st| serde_json::to_value(st).ok());
-                    (c.name().to_string(), (g.metadata.generation, status))
+                    let stored = Stored {
+                        generation: g.metadata.generation,
+                        resource_version: g.metadata.resource_version.clone(),
+                        status,
+                    };
+                    (c.name().to_string(), stored)
                 })
                 .collect();
-            let policies: BTreeMap<String, Value> = crate::core::lockdown::locked_namespaces(s)
-                .into_iter()
-                .map(|ns| {
-                    let np = crate::core::lockdown::network_policy(&ns, s);
-                    (ns, np)
-                })
-                .collect();
-            (stats, auditor.results(), stored, policies)
+            (
+                stats,
+                auditor.results(),
+                stored,
+                crate::core::lockdown::desired(s),
+            )
         });
         let took = started.elapsed();
         shown = update_metric(&metrics, &results, shown);
+        metrics
+            .guardrail_last_audit
+            .set(Timestamp::now().as_second());
         let total: usize = results.values().map(|r| r.violations.len()).sum();
         tracing::info!(
             evaluated = stats.evaluated,
@@ -112,19 +138,22 @@ async fn run(
         if !is_leader() {
             continue;
         }
-        let now_ts = Timestamp::now()
+        // The time of this pass: it goes out only with results that changed (lastAuditTime is
+        // when the written results were found, see the CRD's field doc).
+        let now = Timestamp::now()
             .round(Unit::Second)
-            .unwrap_or_else(|_| Timestamp::now());
-        let now = now_ts.to_string();
+            .unwrap_or_else(|_| Timestamp::now())
+            .to_string();
         for (name, audit) in &results {
-            let (generation, previous) = stored.get(name).cloned().unwrap_or_default();
-            let desired = status(audit, generation, previous.as_ref(), &now);
-            if !needs_write(
-                previous.as_ref(),
-                &desired,
-                now_ts,
-                interval * HEARTBEAT_PASSES,
-            ) {
+            let stored = stored.get(name).cloned().unwrap_or_default();
+            let desired = status(audit, stored.generation, stored.status.as_ref(), &now);
+            let compared = without_time(&desired);
+            let rv = stored.resource_version.as_deref();
+            sent.observe(name, rv);
+            if stored.status.as_ref().map(without_time).as_ref() == Some(&compared) {
+                continue;
+            }
+            if sent.already_sent(name, rv, Some(&compared)) {
                 continue;
             }
             let body = json!({
@@ -133,56 +162,48 @@ async fn run(
                 "status": desired,
             });
             let params = PatchParams::apply(FIELD_MANAGER).force();
+            metrics.guardrail_write("EgressGuardrail/status", "apply");
             match api.patch_status(name, &params, &Patch::Apply(&body)).await {
-                Ok(_) => tracing::debug!(guardrail = %name, "guardrail status written"),
-                // Deleted since the pass, or a transient error: the next pass writes again.
+                Ok(_) => {
+                    tracing::debug!(guardrail = %name, "guardrail status written");
+                    sent.record(
+                        name.clone(),
+                        stored.resource_version.clone(),
+                        Some(compared),
+                    );
+                }
+                // Deleted since the pass, or a transient error: the next pass compares again.
                 Err(e) => {
                     tracing::warn!(guardrail = %name, error = %e, "guardrail status not written")
                 }
             }
         }
+        sent.retain(|name| results.contains_key(name));
         let wanted = super::guardrail_reports::desired(&results);
         for r in &mut reports {
-            r.sync(&client, wanted.clone()).await;
+            r.sync(&client, &wanted, &metrics).await;
         }
-        lockdown.sync(&client, policies).await;
+        lockdown.sync(&client, &policies, &metrics).await;
     }
 }
 
-/// An unchanged status is written again only after this many intervals, so that an idle
-/// cluster sees one small write per guardrail per 10 intervals (10 min by default) rather than
-/// one every pass, and `lastAuditTime` still shows that the audit runs.
-const HEARTBEAT_PASSES: u32 = 10;
+/// A guardrail as the catalog holds it: what its status is compared with.
+#[derive(Clone, Default)]
+struct Stored {
+    generation: Option<i64>,
+    resource_version: Option<String>,
+    status: Option<Value>,
+}
 
-/// Does the stored status differ from `desired` in more than `lastAuditTime`, or is its
-/// `lastAuditTime` older than `heartbeat`?
-fn needs_write(
-    previous: Option<&Value>,
-    desired: &Value,
-    now: Timestamp,
-    heartbeat: Duration,
-) -> bool {
-    let Some(previous) = previous else {
-        return true;
-    };
-    let without_time = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("lastAuditTime");
-        }
-        v
-    };
-    if without_time(previous) != without_time(desired) {
-        return true;
+/// A status without `lastAuditTime`: what is compared. The time alone changing is no reason to
+/// write (an idle cluster sees no write from the audit; its liveness is the metric
+/// `egress_webhook_guardrail_last_audit_timestamp_seconds`).
+fn without_time(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("lastAuditTime");
     }
-    let last = previous
-        .get("lastAuditTime")
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    match last {
-        Some(t) => now.duration_since(t).unsigned_abs() >= heartbeat,
-        None => true,
-    }
+    v
 }
 
 /// Set the gauge of each (guardrail, action) to its count; remove label sets that no longer
@@ -282,37 +303,39 @@ mod tests {
     use crate::core::guardrails::Action;
 
     #[test]
-    fn an_unchanged_status_is_written_again_only_after_the_heartbeat() {
+    fn a_later_pass_with_the_same_results_compares_equal_and_a_change_does_not() {
         let audit = GuardrailAudit {
             action: Action::Audit,
             violations: Vec::new(),
         };
-        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let stored = status(&audit, Some(1), None, &t0.to_string());
-        let later = |secs: i64| t0 + jiff_secs(secs);
-        let desired = |at: Timestamp| status(&audit, Some(1), Some(&stored), &at.to_string());
-        let beat = Duration::from_secs(600);
-        assert!(needs_write(None, &desired(t0), t0, beat), "no status yet");
-        assert!(!needs_write(
-            Some(&stored),
-            &desired(later(60)),
-            later(60),
-            beat
-        ));
-        assert!(needs_write(
-            Some(&stored),
-            &desired(later(600)),
-            later(600),
-            beat
-        ));
-        let changed = status(&audit, Some(2), Some(&stored), &later(60).to_string());
-        assert!(
-            needs_write(Some(&stored), &changed, later(60), beat),
+        let stored = status(&audit, Some(1), None, "2026-01-01T00:00:00Z");
+        let later = status(&audit, Some(1), Some(&stored), "2026-01-02T00:00:00Z");
+        assert_ne!(stored, later, "lastAuditTime differs");
+        assert_eq!(
+            without_time(&stored),
+            without_time(&later),
+            "an unchanged result is not written again, however long ago the last write was"
+        );
+        let changed = status(&audit, Some(2), Some(&stored), "2026-01-02T00:00:00Z");
+        assert_ne!(
+            without_time(&stored),
+            without_time(&changed),
             "a new generation"
         );
     }
 
-    fn jiff_secs(s: i64) -> k8s_openapi::jiff::SignedDuration {
-        k8s_openapi::jiff::SignedDuration::from_secs(s)
+    #[test]
+    fn the_stored_status_as_the_typed_guardrail_reads_it_compares_equal() {
+        let audit = GuardrailAudit {
+            action: Action::Audit,
+            violations: Vec::new(),
+        };
+        let written = status(&audit, Some(3), None, "2026-01-01T00:00:00Z");
+        // What the catalog holds after the watch delivered the written status.
+        let typed: crate::api::egress_guardrail::EgressGuardrailStatus =
+            serde_json::from_value(written.clone()).unwrap();
+        let read = serde_json::to_value(typed).unwrap();
+        let next = status(&audit, Some(3), Some(&read), "2026-01-01T00:05:00Z");
+        assert_eq!(without_time(&read), without_time(&next));
     }
 }

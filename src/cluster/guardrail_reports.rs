@@ -4,20 +4,24 @@
 //! deny and audit guardrails, `warn` for warn ones), written only when the CRD is installed,
 //! rewritten only when the namespace's results changed, deleted when the namespace is clean.
 //!
-//! The Reports carry our managed-by label; at the first pass with the CRD present, ours are
-//! listed so that a Report of a namespace that became clean while we were not running goes too.
+//! The Reports carry our managed-by label and are watched (`report_watch`): each pass compares
+//! the desired results with the observed Reports, so a new leader or a restarted replica
+//! rewrites nothing that is right, a Report edited by hand is put right at the next pass, and a
+//! Report of a namespace that became clean while we were not running goes too. Nothing is sent
+//! while nothing changes.
 //!
 //! Older tooling reads `wgpolicyk8s.io/v1alpha2` `PolicyReport`s, whose results and summary
 //! have the same shape: `serve --policy-reports` writes those too ([`ReportKind::POLICY_REPORT`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     Client,
     api::{
-        Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-        PatchParams,
+        Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+        Preconditions,
     },
 };
 use serde_json::{Value, json};
@@ -25,6 +29,9 @@ use serde_json::{Value, json};
 use crate::companions::FIELD_MANAGER;
 use crate::core::expand::metadata::{MANAGED_BY, MANAGER};
 use crate::core::guardrails::{Action, audit::GuardrailAudit};
+use crate::metrics::Metrics;
+
+use super::own_writes::OwnWrites;
 
 /// The one Report egress-webhook writes in a namespace.
 pub const REPORT_NAME: &str = "egress-webhook-guardrails";
@@ -65,7 +72,7 @@ impl ReportKind {
         format!("{}/{}", self.group, self.version)
     }
 
-    fn resource(&self) -> ApiResource {
+    pub(super) fn resource(&self) -> ApiResource {
         ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk(self.group, self.version, self.kind),
             self.plural,
@@ -101,80 +108,115 @@ pub fn desired(results: &BTreeMap<String, GuardrailAudit>) -> BTreeMap<String, V
     out
 }
 
-/// What has been written, per namespace, of one report kind.
+/// One report kind: what the cluster holds (watched) and what this replica sent.
 pub struct Reports {
     kind: ReportKind,
-    written: BTreeMap<String, Vec<Value>>,
-    /// Our Reports listed once (stale ones of an earlier run found).
-    listed: bool,
+    observed: super::report_watch::ObservedReports,
+    /// Untimed content ([`content`]) sent per namespace, while the watch has not shown it.
+    sent: OwnWrites<Value>,
+}
+
+/// A Report's results without their timestamps and its summary: what is compared. Timestamps
+/// say when a result was written, not what it is; comparing them would rewrite every Report.
+fn content(results: &[Value]) -> Value {
+    let untimed: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if let Some(m) = r.as_object_mut() {
+                m.remove("timestamp");
+            }
+            r
+        })
+        .collect();
+    let fail = untimed.iter().filter(|r| r["result"] == "fail").count();
+    let warn = untimed.len() - fail;
+    json!({
+        "results": untimed,
+        "summary": {"pass": 0, "fail": fail, "warn": warn, "error": 0, "skip": 0},
+    })
+}
+
+/// The same of a Report as stored (`Null` where a field is missing, which then differs).
+fn observed_content(r: &DynamicObject) -> Value {
+    let results: Vec<Value> = r
+        .data
+        .get("results")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut c = content(&results);
+    c["summary"] = r.data.get("summary").cloned().unwrap_or(Value::Null);
+    c
 }
 
 impl Reports {
-    pub fn new(kind: ReportKind) -> Self {
+    /// Start watching the kind (every replica watches, so that a new leader compares at once).
+    pub fn start(client: Client, kind: ReportKind) -> Self {
         Reports {
             kind,
-            written: BTreeMap::new(),
-            listed: false,
+            observed: super::report_watch::ObservedReports::start(client, kind),
+            sent: OwnWrites::default(),
         }
     }
 
-    /// Bring the Reports in line with `want`; nothing when the CRD is not installed.
-    pub async fn sync(&mut self, client: &Client, want: BTreeMap<String, Vec<Value>>) {
-        // Idle and clean: no request at all (not even the discovery of the CRD).
-        if self.listed && want.is_empty() && self.written.is_empty() {
+    /// Bring the Reports in line with `want`: nothing when the CRD is not installed (or not
+    /// listed yet), nothing when the observed Reports already say it.
+    pub async fn sync(
+        &mut self,
+        client: &Client,
+        want: &BTreeMap<String, Vec<Value>>,
+        metrics: &Metrics,
+    ) {
+        let Some(store) = self.observed.store() else {
             return;
-        }
-        match client
-            .list_api_group_resources(&self.kind.api_version())
-            .await
-        {
-            Ok(list) if list.resources.iter().any(|r| r.name == self.kind.plural) => {}
-            // Not installed (or not readable): no Report of ours can exist; they are written
-            // once it is installed and there is something to report.
-            _ => {
-                self.written.clear();
-                self.listed = true;
-                return;
-            }
+        };
+        let observed: BTreeMap<String, Arc<DynamicObject>> = store
+            .state()
+            .into_iter()
+            .filter(|r| r.metadata.name.as_deref() == Some(REPORT_NAME))
+            .filter_map(|r| r.metadata.namespace.clone().map(|ns| (ns, r)))
+            .collect();
+        for ns in observed.keys().chain(want.keys()) {
+            let rv = observed
+                .get(ns)
+                .and_then(|r| r.metadata.resource_version.as_deref());
+            self.sent.observe(ns, rv);
         }
         let ar = self.kind.resource();
-        if !self.listed {
-            let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-            let ours = ListParams::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
-            match all.list(&ours).await {
-                Ok(list) => {
-                    for r in list.items {
-                        if let Some(ns) = r.metadata.namespace {
-                            // Unknown content: rewritten if wanted, deleted if not.
-                            self.written.entry(ns).or_insert_with(|| vec![Value::Null]);
-                        }
-                    }
-                    self.listed = true;
-                }
-                Err(e) => tracing::warn!(error = %e, "listing our Reports failed"),
+        for (ns, r) in &observed {
+            if want.contains_key(ns) {
+                continue;
             }
-        }
-        let stale: BTreeSet<String> = self
-            .written
-            .keys()
-            .filter(|ns| !want.contains_key(*ns))
-            .cloned()
-            .collect();
-        for ns in stale {
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
-            match api.delete(REPORT_NAME, &DeleteParams::default()).await {
-                Ok(_) => {
-                    self.written.remove(&ns);
-                }
-                Err(kube::Error::Api(s)) if s.code == 404 => {
-                    self.written.remove(&ns);
-                }
+            let rv = r.metadata.resource_version.clone();
+            if self.sent.already_sent(ns, rv.as_deref(), None) {
+                continue;
+            }
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+            // Only the version compared: a newer one is compared again when the watch has it.
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: rv.clone(),
+                    uid: r.metadata.uid.clone(),
+                }),
+                ..DeleteParams::default()
+            };
+            metrics.guardrail_write(self.kind.kind, "delete");
+            match api.delete(REPORT_NAME, &params).await {
+                Ok(_) => self.sent.record(ns.clone(), rv, None),
+                Err(kube::Error::Api(s)) if s.code == 404 => self.sent.record(ns.clone(), rv, None),
                 Err(e) => tracing::warn!(namespace = %ns, error = %e, "deleting the Report failed"),
             }
         }
         let now = Timestamp::now();
         for (ns, results) in want {
-            if self.written.get(&ns) == Some(&results) {
+            let desired = content(results);
+            let seen = observed.get(ns);
+            if seen.is_some_and(|r| observed_content(r) == desired) {
+                continue;
+            }
+            let rv = seen.and_then(|r| r.metadata.resource_version.clone());
+            if self.sent.already_sent(ns, rv.as_deref(), Some(&desired)) {
                 continue;
             }
             let stamped: Vec<Value> = results
@@ -185,8 +227,6 @@ impl Reports {
                     r
                 })
                 .collect();
-            let fail = results.iter().filter(|r| r["result"] == "fail").count();
-            let warn = results.len() - fail;
             let body = json!({
                 "apiVersion": self.kind.api_version(),
                 "kind": self.kind.kind,
@@ -195,17 +235,52 @@ impl Reports {
                     "namespace": ns,
                     "labels": {MANAGED_BY: MANAGER},
                 },
-                "summary": {"pass": 0, "fail": fail, "warn": warn, "error": 0, "skip": 0},
+                "summary": desired["summary"],
                 "results": stamped,
             });
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
             let params = PatchParams::apply(FIELD_MANAGER).force();
+            metrics.guardrail_write(self.kind.kind, "apply");
             match api.patch(REPORT_NAME, &params, &Patch::Apply(&body)).await {
-                Ok(_) => {
-                    self.written.insert(ns, results);
-                }
+                Ok(_) => self.sent.record(ns.clone(), rv, Some(desired)),
                 Err(e) => tracing::warn!(namespace = %ns, error = %e, "writing the Report failed"),
             }
         }
+        self.sent
+            .retain(|ns| want.contains_key(ns) || observed.contains_key(ns));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_report_compares_without_its_timestamps() {
+        let results = vec![json!({"policy": "g", "rule": "G1", "result": "fail", "message": "m"})];
+        let stored: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "openreports.io/v1alpha1",
+            "kind": "Report",
+            "metadata": {"name": REPORT_NAME, "namespace": "a"},
+            "summary": {"pass": 0, "fail": 1, "warn": 0, "error": 0, "skip": 0},
+            "results": [{"policy": "g", "rule": "G1", "result": "fail", "message": "m",
+                         "timestamp": {"seconds": 1, "nanos": 0}}],
+        }))
+        .unwrap();
+        assert_eq!(observed_content(&stored), content(&results));
+        let mut edited = stored.clone();
+        edited.data["summary"]["fail"] = json!(0);
+        assert_ne!(
+            observed_content(&edited),
+            content(&results),
+            "summary edited"
+        );
+        let mut emptied = stored;
+        emptied.data["results"] = json!([]);
+        assert_ne!(
+            observed_content(&emptied),
+            content(&results),
+            "results edited"
+        );
     }
 }

@@ -111,25 +111,46 @@ async fn namespaces(client: Client, catalog: Arc<Catalog>, pending: Arc<AtomicUs
         watcher(api, watcher::Config::default().any_semantic()).backoff(super::watch_backoff());
     let mut stream = std::pin::pin!(stream);
     let mut relist: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    let mut relist_terminating: Vec<String> = Vec::new();
     let mut synced = false;
     let entry =
         |m: kube::core::ObjectMeta| (m.name.unwrap_or_default(), m.labels.unwrap_or_default());
+    // Lockdown leaves a namespace alone once it is being deleted (src/cluster/lockdown.rs).
+    let terminating = |m: &kube::core::ObjectMeta| m.deletion_timestamp.is_some();
     while let Some(event) = stream.next().await {
         match &event {
             Ok(_) => catalog.health.ok(NAMESPACE_HEALTH),
             Err(_) => catalog.health.failed(NAMESPACE_HEALTH),
         }
         match event {
-            Ok(watcher::Event::Init) => relist.clear(),
-            Ok(watcher::Event::InitApply(ns)) => relist.push(entry(ns.metadata)),
+            Ok(watcher::Event::Init) => {
+                relist.clear();
+                relist_terminating.clear();
+            }
+            Ok(watcher::Event::InitApply(ns)) => {
+                if terminating(&ns.metadata) {
+                    relist_terminating.push(ns.metadata.name.clone().unwrap_or_default());
+                }
+                relist.push(entry(ns.metadata));
+            }
             Ok(watcher::Event::InitDone) => {
                 let all = std::mem::take(&mut relist);
-                catalog.update_guardrails(|g| g.replace_namespaces(all));
+                let ending = std::mem::take(&mut relist_terminating);
+                catalog.update_guardrails(|g| {
+                    g.replace_namespaces(all.clone());
+                    for (name, _) in &all {
+                        g.set_terminating(name, ending.contains(name));
+                    }
+                });
                 listed(&catalog, &pending, &mut synced);
             }
             Ok(watcher::Event::Apply(ns)) => {
+                let ending = terminating(&ns.metadata);
                 let (name, labels) = entry(ns.metadata);
-                catalog.update_guardrails(|g| g.set_namespace(&name, labels));
+                catalog.update_guardrails(|g| {
+                    g.set_namespace(&name, labels);
+                    g.set_terminating(&name, ending);
+                });
             }
             Ok(watcher::Event::Delete(ns)) => {
                 let name = ns.metadata.name.unwrap_or_default();

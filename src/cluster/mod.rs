@@ -13,6 +13,8 @@ pub mod identity;
 pub mod live;
 pub mod lockdown;
 pub mod mesh_watch;
+pub mod own_writes;
+pub mod report_watch;
 pub mod self_signed;
 pub mod webhook;
 

@@ -435,9 +435,23 @@ mod tests {
     fn cluster_role_covers_every_watched_kind() {
         let role = cluster_role().unwrap();
         // And the guardrail watches' kinds (src/cluster/guardrail_watch.rs).
+        // The lockdown NetworkPolicies (src/cluster/lockdown.rs), the report kinds and their
+        // CRDs (src/cluster/report_watch.rs).
+        let report = |k: crate::cluster::guardrail_reports::ReportKind| {
+            kube::api::ApiResource::from_gvk_with_plural(
+                &kube::api::GroupVersionKind::gvk(k.group, k.version, k.kind),
+                k.plural,
+            )
+        };
         let guardrail_watches = [
             kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
             kube::api::ApiResource::erase::<crate::api::EgressGuardrail>(&()),
+            kube::api::ApiResource::erase::<k8s_openapi::api::networking::v1::NetworkPolicy>(&()),
+            kube::api::ApiResource::erase::<
+                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+            >(&()),
+            report(crate::cluster::guardrail_reports::ReportKind::OPEN_REPORTS),
+            report(crate::cluster::guardrail_reports::ReportKind::POLICY_REPORT),
         ];
         for ar in Kind::ALL
             .map(|k| k.api_resource())

@@ -121,6 +121,11 @@ pub struct Options {
     /// Keep the run directory (certs, logs, etcd data) after stop, for debugging.
     /// `Options::default()` sets it when `EGRESS_CP_KEEP_RUN_DIR=1`.
     pub keep_run_dir: bool,
+    /// Write the apiserver's audit log (every request at the Metadata level, as JSON lines) to
+    /// `audit.log` in the run directory: which user sent which request, as the apiserver saw it
+    /// (tests/e2e_guardrails_idle.rs counts the webhook's requests with it). Off by default: it
+    /// costs a write per request.
+    pub audit_log: bool,
 }
 
 impl Default for Options {
@@ -131,6 +136,7 @@ impl Default for Options {
             controller_manager: true,
             parent_dir: None,
             keep_run_dir: std::env::var("EGRESS_CP_KEEP_RUN_DIR").is_ok_and(|v| v == "1"),
+            audit_log: false,
         }
     }
 }
@@ -173,6 +179,8 @@ pub struct ControlPlane {
     minted_users: AtomicUsize,
     startup: Duration,
     stopped: bool,
+    /// The apiserver's audit log, with [`Options::audit_log`].
+    audit_log: Option<PathBuf>,
 }
 
 /// The common name of the client certificate kube-apiserver presents to every admission webhook
@@ -226,6 +234,7 @@ impl ControlPlane {
             minted_users: AtomicUsize::new(0),
             startup: Duration::ZERO,
             stopped: false,
+            audit_log: None,
         };
         cp.ca_pem = cp.ca.cert_pem();
 
@@ -266,8 +275,30 @@ impl ControlPlane {
             "--unsafe-no-fsync",
             "--quota-backend-bytes=4294967296",
         ]);
+        let audit_args = if opts.audit_log {
+            let policy = pki.join("audit-policy.yaml");
+            // Metadata: who, verb, resource, name and response code, no bodies. RequestReceived
+            // left out: one event per request (two for a watch: started, complete).
+            write_file(
+                &policy,
+                "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n",
+                false,
+            )?;
+            let log = cp.run_dir.join("audit.log");
+            let a = vec![
+                format!("--audit-policy-file={}", policy.display()),
+                format!("--audit-log-path={}", log.display()),
+                "--audit-log-format=json".to_string(),
+                // Written before the response: a request answered is in the log.
+                "--audit-log-mode=blocking".to_string(),
+            ];
+            cp.audit_log = Some(log);
+            a
+        } else {
+            Vec::new()
+        };
         let p = pki.display();
-        let apiserver_args = args(&[
+        let mut apiserver_args = args(&[
             &format!("--etcd-servers={etcd_client_url}"),
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
@@ -294,6 +325,7 @@ impl ControlPlane {
             // apiserver logs an error every 10 s trying to publish the `kubernetes` Service.
             "--endpoint-reconciler-type=none",
         ]);
+        apiserver_args.extend(audit_args);
 
         // The apiserver starts at once, without waiting for etcd: it retries its etcd
         // connection, and overlapping the two start-ups saves about a second.
@@ -483,6 +515,11 @@ impl ControlPlane {
     }
 
     /// The run directory: certs, kubeconfigs, `<process>.log` files and etcd's data.
+    /// The apiserver's audit log (JSON lines), when started with [`Options::audit_log`].
+    pub fn audit_log(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
+    }
+
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
     }

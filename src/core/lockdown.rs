@@ -9,7 +9,7 @@
 //! `exposedExternalServices`, or an ExternalService routing through it, DESIGN §9 V19): any of
 //! them may carry the namespace's traffic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -26,18 +26,50 @@ pub const POLICY_NAME: &str = "egress-webhook-lockdown";
 /// Where istiod runs (Istio's default install namespace) and its pods' label.
 pub const ISTIOD_NAMESPACE: &str = "istio-system";
 
-/// The namespaces labelled for lockdown, sorted.
+/// The namespaces labelled for lockdown, sorted; namespaces being deleted are left out (a
+/// policy cannot be created in them, and theirs goes with them).
 pub fn locked_namespaces(snap: &Snapshot) -> Vec<String> {
     let g = snap.guardrails();
     g.namespace_names()
-        .filter(|ns| {
-            g.namespace_labels(ns)
-                .get(LOCKDOWN_LABEL)
-                .map(String::as_str)
-                == Some("true")
-        })
+        .filter(|ns| !g.is_terminating(ns) && is_locked(snap, ns))
         .map(str::to_string)
         .collect()
+}
+
+fn is_locked(snap: &Snapshot, namespace: &str) -> bool {
+    snap.guardrails()
+        .namespace_labels(namespace)
+        .get(LOCKDOWN_LABEL)
+        .map(String::as_str)
+        == Some("true")
+}
+
+/// What lockdown wants in the cluster, from one snapshot.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Desired {
+    /// Namespace → its NetworkPolicy ([`network_policy`]).
+    pub policies: BTreeMap<String, Value>,
+    /// Namespaces seen without the label and not being deleted: one of our policies there goes.
+    /// A namespace not seen at all is in neither map, so nothing is deleted because the
+    /// namespace cache is behind.
+    pub unlocked: BTreeSet<String>,
+}
+
+pub fn desired(snap: &Snapshot) -> Desired {
+    let g = snap.guardrails();
+    let mut out = Desired::default();
+    for ns in g.namespace_names() {
+        if g.is_terminating(ns) {
+            continue;
+        }
+        if is_locked(snap, ns) {
+            out.policies
+                .insert(ns.to_string(), network_policy(ns, snap));
+        } else {
+            out.unlocked.insert(ns.to_string());
+        }
+    }
+    out
 }
 
 /// The gateway Services of every egress VirtualGateway, by (namespace, name).
@@ -164,5 +196,24 @@ mod tests {
         assert_eq!(np["spec"]["egress"].as_array().unwrap().len(), 3);
         assert_eq!(np["spec"]["policyTypes"], json!(["Egress"]));
         assert_eq!(np["spec"]["podSelector"], json!({}));
+    }
+
+    #[test]
+    fn a_terminating_namespace_is_neither_locked_nor_unlocked() {
+        let mut snap = Snapshot::new(Vec::new(), &Options::default());
+        let locked = [(LOCKDOWN_LABEL.to_string(), "true".to_string())];
+        let g = snap.guardrails_mut();
+        g.set_namespace("a", locked.clone().into());
+        g.set_namespace("b", locked.into());
+        g.set_namespace("c", Default::default());
+        g.set_namespace("d", Default::default());
+        g.set_terminating("b", true);
+        g.set_terminating("d", true);
+        let d = desired(&snap);
+        assert_eq!(d.policies.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(d.unlocked.iter().collect::<Vec<_>>(), ["c"]);
+        assert_eq!(locked_namespaces(&snap), ["a"]);
+        snap.guardrails_mut().set_terminating("b", false);
+        assert_eq!(desired(&snap).policies.len(), 2);
     }
 }

@@ -134,6 +134,10 @@ pub fn parse_selector(sel: Option<&NamespaceSelector>) -> Result<Selector, Strin
 pub struct Guardrails {
     by_name: OrdMap<String, Compiled>,
     namespaces: OrdMap<String, Arc<BTreeMap<String, String>>>,
+    /// Namespaces being deleted (a deletionTimestamp): lockdown neither creates nor deletes
+    /// anything in them (a create into a terminating namespace is refused, and what is there
+    /// goes with it).
+    terminating: imbl::OrdSet<String>,
 }
 
 impl Guardrails {
@@ -176,11 +180,32 @@ impl Guardrails {
 
     pub fn remove_namespace(&mut self, name: &str) {
         self.namespaces.remove(name);
+        self.terminating.remove(name);
     }
 
     /// Every namespace replaced by `all` (a re-list).
     pub fn replace_namespaces(&mut self, all: Vec<(String, BTreeMap<String, String>)>) {
         self.namespaces = all.into_iter().map(|(n, l)| (n, Arc::new(l))).collect();
+        let namespaces = &self.namespaces;
+        self.terminating = self
+            .terminating
+            .iter()
+            .filter(|n| namespaces.contains_key(*n))
+            .cloned()
+            .collect();
+    }
+
+    /// Whether `name` is being deleted (set from its deletionTimestamp).
+    pub fn set_terminating(&mut self, name: &str, terminating: bool) {
+        if terminating {
+            self.terminating.insert(name.to_string());
+        } else {
+            self.terminating.remove(name);
+        }
+    }
+
+    pub fn is_terminating(&self, name: &str) -> bool {
+        self.terminating.contains(name)
     }
 
     pub fn knows_namespace(&self, name: &str) -> bool {
