@@ -15,6 +15,7 @@ use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
+use std::time::Instant;
 
 use futures::{FutureExt, StreamExt, future::BoxFuture};
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{AccessPolicy, ExternalService, VirtualGateway};
 use crate::catalog::{Catalog, Reference, Refresher, placeholder};
+use crate::cluster::fresh_list::FreshAfter;
 use crate::core::{Object, Options, defaults::default_object};
 
 /// The kinds the catalog watches.
@@ -317,29 +319,48 @@ fn decode_or_warn(o: DynamicObject, ar: &ApiResource, kind: Kind) -> Option<Obje
 /// name in any namespace. Needs get and list on the kinds (the webhook's ClusterRole).
 pub struct LiveRefresher {
     client: Client,
+    /// G5's full AccessPolicy list, shared; see `access_policies`.
+    access_policies: FreshAfter<Vec<Object>>,
 }
 
 impl LiveRefresher {
     pub fn new(client: Client) -> Self {
-        LiveRefresher { client }
+        LiveRefresher {
+            client,
+            access_policies: FreshAfter::default(),
+        }
     }
 
-    async fn fetch_one(&self, r: &Reference) -> Result<Vec<Object>, String> {
-        let (kind, namespace, name) = match r {
-            Reference::AccessPolicies => {
+    /// Every AccessPolicy in the apiserver, for a review that asked at `asked`. A G5 refusal
+    /// lists them all (a policy in any namespace may select the ExternalService), and with
+    /// thousands of policies a list is megabytes for the apiserver to read and send: a burst of
+    /// refusals shares lists ([`FreshAfter`]: one at a time, each sent after its reviews asked,
+    /// so it holds every policy created before they came).
+    async fn access_policies(&self, asked: Instant) -> Result<Vec<Object>, String> {
+        let items = self
+            .access_policies
+            .get(asked, || async {
                 let ar = Kind::AccessPolicy.api_resource();
                 let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
                 let list = api
                     .list(&ListParams::default())
                     .await
-                    .map_err(|e| format!("LIST {r}: {e}"))?;
+                    .map_err(|e| format!("LIST {}: {e}", Reference::AccessPolicies))?;
                 // One policy that does not decode must not hide the others.
-                return Ok(list
-                    .items
-                    .into_iter()
-                    .filter_map(|o| decode_or_warn(o, &ar, Kind::AccessPolicy))
-                    .collect());
-            }
+                Ok::<_, String>(
+                    list.items
+                        .into_iter()
+                        .filter_map(|o| decode_or_warn(o, &ar, Kind::AccessPolicy))
+                        .collect::<Vec<Object>>(),
+                )
+            })
+            .await?;
+        Ok(items.as_ref().clone())
+    }
+
+    async fn fetch_one(&self, r: &Reference, asked: Instant) -> Result<Vec<Object>, String> {
+        let (kind, namespace, name) = match r {
+            Reference::AccessPolicies => return self.access_policies(asked).await,
             Reference::VirtualGateway { namespace, name } => {
                 (Kind::VirtualGateway, Some(namespace), name)
             }
@@ -372,7 +393,9 @@ impl LiveRefresher {
 impl Refresher for LiveRefresher {
     fn fetch<'a>(&'a self, refs: &'a [Reference]) -> BoxFuture<'a, Result<Vec<Object>, String>> {
         async move {
-            let all = futures::future::join_all(refs.iter().map(|r| self.fetch_one(r))).await;
+            let asked = Instant::now();
+            let all =
+                futures::future::join_all(refs.iter().map(|r| self.fetch_one(r, asked))).await;
             let mut out = Vec::new();
             for r in all {
                 out.extend(r?);

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod config;
 pub mod dev;
+pub mod fresh_list;
 pub mod guardrail_audit;
 pub mod guardrail_reports;
 pub mod guardrail_watch;
