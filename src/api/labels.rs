@@ -25,10 +25,6 @@ impl Labels {
             .map(|i| &self.0[i].1)
     }
 
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.get(key).is_some()
-    }
-
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -44,18 +40,6 @@ impl Labels {
 
     pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> + Clone {
         self.0.iter().map(|(k, _)| k)
-    }
-
-    pub fn values(&self) -> impl ExactSizeIterator<Item = &String> + Clone {
-        self.0.iter().map(|(_, v)| v)
-    }
-
-    /// Set `key` (a copy of the array: labels are built once and then only read).
-    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
-        let mut map: BTreeMap<String, String> = std::mem::take(self).into();
-        let old = map.insert(key, value);
-        *self = map.into();
-        old
     }
 }
 
@@ -159,20 +143,6 @@ mod tests {
         let e = serde_json::from_value::<Labels>(json!({"a": 1})).unwrap_err();
         let b = serde_json::from_value::<BTreeMap<String, String>>(json!({"a": 1})).unwrap_err();
         assert_eq!(e.to_string(), b.to_string());
-    }
-
-    #[test]
-    fn insert_keeps_the_order_and_replaces() {
-        let mut l = Labels::from([("b", "2")]);
-        assert_eq!(l.insert("a".into(), "1".into()), None);
-        assert_eq!(l.insert("b".into(), "3".into()), Some("2".into()));
-        assert_eq!(
-            l.iter().collect::<Vec<_>>(),
-            [
-                (&"a".to_string(), &"1".to_string()),
-                (&"b".to_string(), &"3".to_string())
-            ]
-        );
     }
 
     #[test]
