@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::server::{
-    Answer, Http, TestServer, as_stored, assert_clean, es_raw, http1_post, raw_review,
+    Answer, Http, TestServer, as_stored, assert_clean, client_with, es_raw, http1_post, raw_review,
     read_http1_response, review, tls_connect, uid, valid_review, wait_for,
 };
 use tokio::{
@@ -53,6 +53,28 @@ async fn assert_serving(srv: &TestServer, http: Http) {
     for endpoint in ["mutate", "validate"] {
         let (id, r) = valid_review("after");
         let a = srv.review(http, endpoint, &r).await;
+        a.assert_answers(&id);
+        assert!(a.allowed(), "{}", a.text);
+    }
+}
+
+/// `assert_serving` on new connections. hyper's header timeout also closes a kept-alive HTTP/1.1
+/// connection idle for that long, and a pooled connection last used about one timeout ago may
+/// be reused by the client at the very moment the server closes it (CI saw "peer closed
+/// connection" from exactly that with a 1 s timeout). That race is the client's to handle (Go's
+/// transport drops an idle connection when the FIN arrives); the tests that shorten the header
+/// timeout are about something else.
+async fn assert_serving_fresh(srv: &TestServer, ca: &str, http: Http) {
+    let fresh = client_with(&[ca], http, true);
+    for endpoint in ["mutate", "validate"] {
+        let (id, r) = valid_review("after");
+        let a = support::server::post(
+            &fresh,
+            &srv.url(&format!("/{endpoint}?timeout=10s")),
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("POST /{endpoint} over {http:?} on a new connection: {e:?}"));
         a.assert_answers(&id);
         assert!(a.allowed(), "{}", a.text);
     }
@@ -364,9 +386,9 @@ async fn slow_headers_are_cut_off() {
             }
             panic!("the slow client was not cut off within 60 s");
         });
-        // Meanwhile, others are served.
+        // Meanwhile, others are served (on fresh connections, see `assert_serving_fresh`).
         for http in BOTH {
-            assert_serving(&srv, http).await;
+            assert_serving_fresh(&srv, &ca, http).await;
         }
         let cut_after = slow.await.unwrap();
         // Cut by the timeout, not by something else going wrong sooner.
@@ -375,7 +397,7 @@ async fn slow_headers_are_cut_off() {
             "cut off after {cut_after:?}, header timeout is 1 s (keep-alive first: {keep_alive_first})"
         );
     }
-    assert_serving(&srv, Http::H1).await;
+    assert_serving_fresh(&srv, &ca, Http::H1).await;
     srv.stop().await;
 }
 
