@@ -22,6 +22,9 @@ def site(pp):
     """The first frame in egress_webhook (skipping generic helpers), else the first frame."""
     names = [frames[i] for i in pp["fs"]]
     for name in names:
+        # The global allocator's own frame (the example's `#[global_allocator]`) is not a site.
+        if "__rust_alloc" in name or "__rust_realloc" in name:
+            continue
         if "egress_webhook::" in name or "catalog_heap" in name:
             # "0x1234: egress_webhook::load::load_text (src/load.rs:101:34)" -> the function and line
             m = re.search(r"(egress_webhook::\S+|catalog_heap::\S+).*?\((src/[^)]*|examples/[^)]*)\)", name)
