@@ -29,7 +29,8 @@ def site(pp):
             # "0x1234: egress_webhook::load::load_text (src/load.rs:101:34)" -> the function and line
             m = re.search(r"(egress_webhook::\S+|catalog_heap::\S+).*?\((src/[^)]*|examples/[^)]*)\)", name)
             return f"{m.group(1)} {m.group(2)}" if m else name
-    return names[1] if len(names) > 1 else (names[0] if names else "?")
+    rest = [n for n in names[1:] if "__rust_alloc" not in n and "__rust_realloc" not in n]
+    return rest[0] if rest else (names[0] if names else "?")
 
 
 for field, title in (("eb", "live at the end"), ("gb", "live at the peak")):

@@ -675,17 +675,22 @@ pub fn placeholder(kind: &str, namespace: &str, name: &str) -> Option<Object> {
         name: Some(name.to_string()),
         ..Default::default()
     };
+    let meta = crate::api::Meta {
+        namespace: metadata.namespace.clone(),
+        name: metadata.name.clone(),
+        ..Default::default()
+    };
     Some(match kind {
         "ExternalService" => Object::ExternalService(crate::api::ExternalService {
-            metadata,
+            metadata: meta,
             ..Default::default()
         }),
         "VirtualGateway" => Object::VirtualGateway(crate::api::VirtualGateway {
-            metadata,
+            metadata: meta,
             ..Default::default()
         }),
         "AccessPolicy" => Object::AccessPolicy(crate::api::AccessPolicy {
-            metadata,
+            metadata: meta,
             ..Default::default()
         }),
         "Service" => Object::Service(k8s_openapi::api::core::v1::Service {

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::{Kubectl, apply, eventually, inventory, kubectl, namespace, repo_text, shared};
-use egress_webhook::api::ExternalService;
+// kube-rs calls take the CRD's type (ObjectMeta); the core's ExternalService is `api::ExternalService`.
+use egress_webhook::api::ExternalServiceResource as ExternalService;
 use egress_webhook::core::{Object, Options, defaults::default_object};
 use egress_webhook::load::{LoadResult, load_text};
 use serde_json::{Value, json};

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
     group = "security.policy.gloo.solo.io",
     version = "v2",
     kind = "AccessPolicy",
+    // kube's type (ObjectMeta), for the CRD and `Api`; the core's `AccessPolicy` is below.
+    root = "AccessPolicyResource",
     namespaced,
     derive = "PartialEq",
     derive = "Default",
@@ -36,6 +38,15 @@ pub struct AccessPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<AccessPolicyConfig>,
 }
+
+super::meta::gloo_kind!(
+    /// A AccessPolicy as the core keeps it: [`AccessPolicyResource`] with a compact `metadata`
+    /// (`api::meta`).
+    AccessPolicy,
+    AccessPolicyResource,
+    AccessPolicySpec,
+    Box<AccessPolicyStatus>
+);
 
 /// `applyToWorkloads[]`: a selector without `name`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -13,6 +13,8 @@ use super::common::{CommonStatus, Condition, Labels, ObjectReference, PortSelect
     group = "networking.gloo.solo.io",
     version = "v2",
     kind = "ExternalService",
+    // kube's type (ObjectMeta), for the CRD and `Api`; the core's `ExternalService` is below.
+    root = "ExternalServiceResource",
     namespaced,
     derive = "PartialEq",
     derive = "Default",
@@ -44,6 +46,15 @@ pub struct ExternalServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_alt_names: Option<Vec<String>>,
 }
+
+super::meta::gloo_kind!(
+    /// A ExternalService as the core keeps it: [`ExternalServiceResource`] with a compact `metadata`
+    /// (`api::meta`).
+    ExternalService,
+    ExternalServiceResource,
+    ExternalServiceSpec,
+    Box<ExternalServiceStatus>
+);
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -11,14 +11,16 @@ pub mod common;
 pub mod egress_guardrail;
 pub mod external_service;
 pub mod labels;
+pub mod meta;
 pub mod virtual_gateway;
 
-pub use access_policy::{AccessPolicy, AccessPolicySpec};
+pub use access_policy::{AccessPolicy, AccessPolicyResource, AccessPolicySpec};
 pub use common::*;
 pub use egress_guardrail::{EgressGuardrail, EgressGuardrailSpec};
-pub use external_service::{ExternalService, ExternalServiceSpec};
+pub use external_service::{ExternalService, ExternalServiceResource, ExternalServiceSpec};
 pub use labels::Labels;
-pub use virtual_gateway::{VirtualGateway, VirtualGatewaySpec};
+pub use meta::Meta;
+pub use virtual_gateway::{VirtualGateway, VirtualGatewayResource, VirtualGatewaySpec};
 
 /// API group of ExternalService and VirtualGateway.
 pub const NETWORKING_GROUP: &str = "networking.gloo.solo.io";

@@ -11,6 +11,8 @@ use super::common::{CommonStatus, Condition, ObjectSelector, PortSelector, Workl
     group = "networking.gloo.solo.io",
     version = "v2",
     kind = "VirtualGateway",
+    // kube's type (ObjectMeta), for the CRD and `Api`; the core's `VirtualGateway` is below.
+    root = "VirtualGatewayResource",
     namespaced,
     derive = "PartialEq",
     derive = "Default",
@@ -34,6 +36,15 @@ pub struct VirtualGatewaySpec {
     #[schemars(required, length(min = 1, max = 300000))]
     pub listeners: Option<Vec<Listener>>,
 }
+
+super::meta::gloo_kind!(
+    /// A VirtualGateway as the core keeps it: [`VirtualGatewayResource`] with a compact `metadata`
+    /// (`api::meta`).
+    VirtualGateway,
+    VirtualGatewayResource,
+    VirtualGatewaySpec,
+    Box<VirtualGatewayStatus>
+);
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -27,7 +27,6 @@ use kube::{
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::api::{AccessPolicy, ExternalService, VirtualGateway};
 use crate::catalog::{Catalog, Reference, Refresher, placeholder};
 use crate::cluster::fresh_list::FreshAfter;
 use crate::core::{Object, Options, defaults::default_object};
@@ -64,9 +63,9 @@ impl Kind {
 
     pub fn api_resource(self) -> ApiResource {
         match self {
-            Kind::ExternalService => ApiResource::erase::<ExternalService>(&()),
-            Kind::VirtualGateway => ApiResource::erase::<VirtualGateway>(&()),
-            Kind::AccessPolicy => ApiResource::erase::<AccessPolicy>(&()),
+            Kind::ExternalService => ApiResource::erase::<crate::api::ExternalServiceResource>(&()),
+            Kind::VirtualGateway => ApiResource::erase::<crate::api::VirtualGatewayResource>(&()),
+            Kind::AccessPolicy => ApiResource::erase::<crate::api::AccessPolicyResource>(&()),
             Kind::Service => ApiResource::erase::<Service>(&()),
             Kind::ServiceAccount => ApiResource::erase::<ServiceAccount>(&()),
         }

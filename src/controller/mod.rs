@@ -377,7 +377,7 @@ impl Controller {
             // reference to it would let the garbage collector, which checks owners live, delete
             // the companions before the object lands. The controller adds the owner references
             // once the watch delivers the stored object.
-            obj.meta_mut().uid = None;
+            obj.clear_uid();
         }
         // What each parent's companions were without this object: of a parent other than the
         // object itself, only the companions the object changes are this admission's to write

@@ -27,7 +27,7 @@ impl Controller {
     pub fn preview_admitted(&self, obj: &Object, create: bool) -> Vec<String> {
         let mut obj = obj.clone();
         if create {
-            obj.meta_mut().uid = None;
+            obj.clear_uid();
         }
         let own = obj
             .gloo_kind()

@@ -226,21 +226,20 @@ pub(super) async fn fetch_parent(
     client: &Client,
     p: &ParentRef,
 ) -> Result<Option<Object>, kube::Error> {
-    use crate::api::{AccessPolicy, ExternalService, VirtualGateway};
+    use crate::api::{AccessPolicyResource, ExternalServiceResource, VirtualGatewayResource};
+    let ns = &p.namespace;
     Ok(match p.kind {
-        GlooKind::ExternalService => {
-            Api::<ExternalService>::namespaced(client.clone(), &p.namespace)
-                .get_opt(&p.name)
-                .await?
-                .map(Object::ExternalService)
-        }
-        GlooKind::VirtualGateway => Api::<VirtualGateway>::namespaced(client.clone(), &p.namespace)
+        GlooKind::ExternalService => Api::<ExternalServiceResource>::namespaced(client.clone(), ns)
             .get_opt(&p.name)
             .await?
-            .map(Object::VirtualGateway),
-        GlooKind::AccessPolicy => Api::<AccessPolicy>::namespaced(client.clone(), &p.namespace)
+            .map(|o| Object::ExternalService(o.into())),
+        GlooKind::VirtualGateway => Api::<VirtualGatewayResource>::namespaced(client.clone(), ns)
             .get_opt(&p.name)
             .await?
-            .map(Object::AccessPolicy),
+            .map(|o| Object::VirtualGateway(o.into())),
+        GlooKind::AccessPolicy => Api::<AccessPolicyResource>::namespaced(client.clone(), ns)
+            .get_opt(&p.name)
+            .await?
+            .map(|o| Object::AccessPolicy(o.into())),
     })
 }

@@ -83,7 +83,7 @@ impl Controller {
         let uid = self
             .catalog
             .stored_parent(p)
-            .and_then(|o| o.meta().uid.clone());
+            .and_then(|o| o.uid().map(str::to_string));
         self.events.publish(p, uid, reason, note);
     }
 
@@ -93,7 +93,7 @@ impl Controller {
         let Some(obj) = self.catalog.stored_parent(p) else {
             return;
         };
-        let Some(uid) = obj.meta().uid.clone() else {
+        let Some(uid) = obj.uid().map(str::to_string) else {
             return;
         };
         if let Some(created) = self.created.take(p) {

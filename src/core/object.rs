@@ -132,23 +132,44 @@ impl Object {
         v.unwrap_or(Value::Null)
     }
 
-    pub fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    /// `metadata.namespace`, `.name`, `.uid` and `.generation` of either metadata type (the
+    /// Gloo kinds keep `api::Meta`, Services and ServiceAccounts k8s-openapi's `ObjectMeta`).
+    fn meta_fields(&self) -> (Option<&str>, Option<&str>, Option<&str>, Option<i64>) {
+        macro_rules! fields {
+            ($m:expr) => {
+                (
+                    $m.namespace.as_deref(),
+                    $m.name.as_deref(),
+                    $m.uid.as_deref(),
+                    $m.generation,
+                )
+            };
+        }
         match self {
-            Object::ExternalService(o) => &o.metadata,
-            Object::VirtualGateway(o) => &o.metadata,
-            Object::AccessPolicy(o) => &o.metadata,
-            Object::Service(o) => &o.metadata,
-            Object::ServiceAccount(o) => &o.metadata,
+            Object::ExternalService(o) => fields!(o.metadata),
+            Object::VirtualGateway(o) => fields!(o.metadata),
+            Object::AccessPolicy(o) => fields!(o.metadata),
+            Object::Service(o) => fields!(o.metadata),
+            Object::ServiceAccount(o) => fields!(o.metadata),
         }
     }
 
-    pub fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    pub fn uid(&self) -> Option<&str> {
+        self.meta_fields().2
+    }
+
+    pub fn generation(&self) -> Option<i64> {
+        self.meta_fields().3
+    }
+
+    /// Forget the uid (an object shown as it would be created).
+    pub fn clear_uid(&mut self) {
         match self {
-            Object::ExternalService(o) => &mut o.metadata,
-            Object::VirtualGateway(o) => &mut o.metadata,
-            Object::AccessPolicy(o) => &mut o.metadata,
-            Object::Service(o) => &mut o.metadata,
-            Object::ServiceAccount(o) => &mut o.metadata,
+            Object::ExternalService(o) => o.metadata.uid = None,
+            Object::VirtualGateway(o) => o.metadata.uid = None,
+            Object::AccessPolicy(o) => o.metadata.uid = None,
+            Object::Service(o) => o.metadata.uid = None,
+            Object::ServiceAccount(o) => o.metadata.uid = None,
         }
     }
 
@@ -172,11 +193,11 @@ impl Object {
     }
 
     pub fn namespace(&self) -> &str {
-        self.meta().namespace.as_deref().unwrap_or("default")
+        self.meta_fields().0.unwrap_or("default")
     }
 
     pub fn name(&self) -> &str {
-        self.meta().name.as_deref().unwrap_or("")
+        self.meta_fields().1.unwrap_or("")
     }
 
     pub fn id(&self) -> ObjectId {

@@ -35,11 +35,9 @@ pub fn key(namespace: &str, name: &str) -> Key {
     (namespace.to_string(), name.to_string())
 }
 
-fn meta_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Key {
-    key(
-        meta.namespace.as_deref().unwrap_or("default"),
-        meta.name.as_deref().unwrap_or(""),
-    )
+fn meta_key(meta: &impl crate::api::meta::NamespacedName) -> Key {
+    let (namespace, name) = meta.namespace_name();
+    key(namespace, name)
 }
 
 /// An AccessPolicy destination entry of kind EXTERNAL_SERVICE: (policy, index in applyToDestinations).
@@ -104,7 +102,7 @@ impl Snapshot {
     /// Is an object of the kind, namespace and name of `obj` stored? ([`Snapshot::get`] without
     /// the copy: the live lookup asks it of every AccessPolicy of a list.)
     pub fn has(&self, obj: &Object) -> bool {
-        let k = meta_key(obj.meta());
+        let k = key(obj.namespace(), obj.name());
         match obj {
             Object::ExternalService(_) => self.external_services.contains_key(&k),
             Object::VirtualGateway(_) => self.virtual_gateways.contains_key(&k),
@@ -116,7 +114,7 @@ impl Snapshot {
 
     /// The stored object with the kind, namespace and name of `obj`.
     pub fn get(&self, obj: &Object) -> Option<Object> {
-        let k = meta_key(obj.meta());
+        let k = key(obj.namespace(), obj.name());
         match obj {
             Object::ExternalService(_) => self
                 .external_services
@@ -283,7 +281,7 @@ impl Snapshot {
 
     /// Remove the object with this kind, namespace and name (the rest of `obj` is ignored).
     pub fn remove(&mut self, obj: &Object) {
-        let k = meta_key(obj.meta());
+        let k = key(obj.namespace(), obj.name());
         match obj {
             Object::ExternalService(_) => {
                 if let Some(old) = self.external_services.remove(&k) {

@@ -127,7 +127,7 @@ pub fn desired_status(
         _ => (serde_json::Map::new(), String::new()),
     };
     let v = verdict(&findings, sync, &details);
-    let generation = obj.meta().generation;
+    let generation = obj.generation();
     let mut state = serde_json::Map::new();
     if let Some(g) = generation {
         state.insert("observedGeneration".into(), json!(g));
@@ -240,12 +240,9 @@ pub fn needs_write(stored: Option<&Value>, desired: &Value) -> bool {
     }
 }
 
-fn namespaced(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or("default"),
-        meta.name.as_deref().unwrap_or("")
-    )
+fn namespaced(meta: &impl crate::api::meta::NamespacedName) -> String {
+    let (namespace, name) = meta.namespace_name();
+    format!("{namespace}/{name}")
 }
 
 fn names_message(what: &str, names: &BTreeSet<String>) -> String {

@@ -19,7 +19,7 @@ pub const PARENT_CLUSTER: &str = "gloo.solo.io/parent_cluster";
 #[derive(Clone, Copy, Debug)]
 pub struct Parent<'a> {
     pub kind: GlooKind,
-    pub meta: &'a ObjectMeta,
+    pub meta: &'a crate::api::Meta,
 }
 
 impl Parent<'_> {

@@ -41,10 +41,7 @@ impl ParentRef {
         }
     }
 
-    fn of(
-        kind: GlooKind,
-        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    ) -> Self {
+    fn of(kind: GlooKind, meta: &crate::api::Meta) -> Self {
         ParentRef::new(
             kind,
             meta.namespace.as_deref().unwrap_or("default"),

@@ -90,12 +90,9 @@ fn v19_egress_without_workloads(vg: &VirtualGateway, snap: &Snapshot, report: &m
     );
 }
 
-fn object_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or("default"),
-        meta.name.as_deref().unwrap_or("")
-    )
+fn object_key(meta: &impl crate::api::meta::NamespacedName) -> String {
+    let (namespace, name) = meta.namespace_name();
+    format!("{namespace}/{name}")
 }
 
 /// The gateway Services selected by the KUBE selectors of the local cluster, by key; None when
