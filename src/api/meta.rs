@@ -224,7 +224,10 @@ mod tests {
     fn a_file_object_has_nothing_boxed() {
         let meta: Meta = serde_json::from_value(serde_json::json!({"name": "n"})).unwrap();
         assert!(meta.rest.is_none());
-        let (ours, theirs) = (std::mem::size_of::<Meta>(), std::mem::size_of::<ObjectMeta>());
+        let (ours, theirs) = (
+            std::mem::size_of::<Meta>(),
+            std::mem::size_of::<ObjectMeta>(),
+        );
         // Six inline strings and maps, the generation and the box: about half of ObjectMeta.
         assert!(ours <= 192, "Meta {ours} bytes, ObjectMeta {theirs}");
     }

@@ -138,7 +138,7 @@ pub fn network_policy(namespace: &str, snap: &Snapshot) -> Value {
             .collect();
         egress.push(json!({
             "to": [{
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.as_ref()}},
                 "podSelector": {"matchLabels": pods},
             }],
             "ports": ports,

@@ -29,10 +29,14 @@ use crate::api::{AccessPolicy, ExternalService, ObjectSelector, VirtualGateway, 
 use super::{Options, mesh_config::Outbound, object::Object, selectors};
 
 /// (namespace, name)
-pub type Key = (String, String);
+pub type Key = (Name, Name);
+
+/// A namespace or name in a [`Key`]: shared, so that the indexes holding an object's key hold
+/// reference counts, not copies (issue 12: the copies were about 3 MB of the 41k catalog).
+pub type Name = Arc<str>;
 
 pub fn key(namespace: &str, name: &str) -> Key {
-    (namespace.to_string(), name.to_string())
+    (Name::from(namespace), Name::from(name))
 }
 
 fn meta_key(meta: &impl crate::api::meta::NamespacedName) -> Key {
@@ -60,15 +64,15 @@ pub struct Snapshot {
     ap_dest_by_name: HashMap<String, SmallSet<DestRef>>,
     /// AccessPolicy destinations of kind EXTERNAL_SERVICE that select by labels only.
     ap_dest_by_labels: OrdSet<DestRef>,
-    services_by_ns: HashMap<String, SmallSet<String>>,
-    service_accounts_by_ns: HashMap<String, SmallSet<String>>,
+    services_by_ns: HashMap<Name, SmallSet<Name>>,
+    service_accounts_by_ns: HashMap<Name, SmallSet<Name>>,
     /// Namespace named by a ServiceAccount or SERVICE destination selector of an AccessPolicy → those
     /// policies ("" = a selector without namespace): which policies a ServiceAccount or Service
     /// change can touch, without scanning every policy.
     ap_by_selected_namespace: HashMap<String, SmallSet<Key>>,
     /// Name → namespaces, for selectors that name an object in any namespace.
-    es_namespaces_by_name: HashMap<String, SmallSet<String>>,
-    sa_namespaces_by_name: HashMap<String, SmallSet<String>>,
+    es_namespaces_by_name: HashMap<Name, SmallSet<Name>>,
+    sa_namespaces_by_name: HashMap<Name, SmallSet<Name>>,
     /// EgressGuardrails and the namespaces' labels they select by (issue 14).
     guardrails: super::guardrails::Guardrails,
     /// The mesh's outbound traffic policy, when known (M1).
@@ -216,7 +220,7 @@ impl Snapshot {
                 let k = meta_key(&es.metadata);
                 for a in list(&es.spec.addresses) {
                     self.es_by_address
-                        .entry(key(&k.0, a))
+                        .entry((k.0.clone(), Name::from(a.as_str())))
                         .or_default()
                         .insert(k.clone());
                 }
@@ -286,7 +290,11 @@ impl Snapshot {
             Object::ExternalService(_) => {
                 if let Some(old) = self.external_services.remove(&k) {
                     for a in list(&old.spec.addresses) {
-                        remove_from(&mut self.es_by_address, &key(&k.0, a), &k);
+                        remove_from(
+                            &mut self.es_by_address,
+                            &(k.0.clone(), Name::from(a.as_str())),
+                            &k,
+                        );
                     }
                     for gw in gateway_refs(&old, &self.cluster) {
                         remove_from(&mut self.es_by_gateway, &gw, &k);

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::api::{AccessPolicy, ExternalService};
-use crate::core::snapshot::{Key, Snapshot};
+use crate::core::snapshot::{Key, Name, Snapshot};
 
 use super::evaluate::{Violation, external_service_violations, selected_keys};
 use super::{Action, Compiled};
@@ -29,10 +29,10 @@ struct Seen {
 #[derive(Default)]
 pub struct Auditor {
     es: BTreeMap<Key, Seen>,
-    es_by_ns: BTreeMap<String, BTreeSet<String>>,
+    es_by_ns: BTreeMap<Name, BTreeSet<Name>>,
     ap: HashMap<Key, Arc<AccessPolicy>>,
     guardrails: BTreeMap<String, Compiled>,
-    namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    namespaces: BTreeMap<Name, BTreeMap<String, String>>,
 }
 
 /// What one pass did.
@@ -60,7 +60,7 @@ impl Auditor {
     /// Bring the results up to date with `snap`.
     pub fn pass(&mut self, snap: &Snapshot) -> PassStats {
         let mut dirty: BTreeSet<Key> = BTreeSet::new();
-        let mut dirty_ns: BTreeSet<String> = BTreeSet::new();
+        let mut dirty_ns: BTreeSet<Name> = BTreeSet::new();
 
         // ExternalServices: new, changed, gone. Both sides iterate in key order, so one merge
         // walk compares them without a lookup or an allocation per object (this walk is what an
@@ -136,7 +136,7 @@ impl Auditor {
             .es_by_ns
             .keys()
             .chain(dirty.iter().map(|k| &k.0))
-            .collect::<BTreeSet<_>>()
+            .collect::<BTreeSet<&Name>>()
         {
             let labels = snap.guardrails().namespace_labels(ns);
             if self.namespaces.get(ns) != Some(&labels) {
