@@ -112,13 +112,18 @@ def main():
                             f"{row('closed', 'floor', protocol=proto)['achieved_per_s']:,.0f}/s)",
                             r["rate_vs_floor"] >= 0.85))
     mem = {r["case"]: r for r in adm if r.get("part") == "memory"}
+    # /proc reports KiB. The targets say MB: judged in MB of 10^6 bytes, the stricter reading,
+    # with MiB shown beside (the tables below are in MiB).
+    def mb(kib):
+        return kib * 1024 / 1e6
     if "idle, empty catalog" in mem:
-        v = mem["idle, empty catalog"]["rss_kb"] / 1024
-        targets.append(("RSS of `serve`, idle", "≤ 30 MB", f"{v:.1f} MiB", v <= 30))
+        k = mem["idle, empty catalog"]["rss_kb"]
+        targets.append(("RSS of `serve`, idle", "≤ 30 MB", f"{mb(k):.1f} MB ({k / 1024:.1f} MiB)", mb(k) <= 30))
     if "catalog loaded" in mem:
-        v = mem["catalog loaded"]["rss_kb"] / 1024
+        k = mem["catalog loaded"]["rss_kb"]
         targets.append((f"RSS with the catalog ({mem['catalog loaded']['objects']:,} objects)", "≤ 80 MB",
-                        f"{v:.1f} MiB (peak while loading {mem['catalog loaded']['hwm_kb'] / 1024:.1f} MiB)", v <= 80))
+                        f"{mb(k):.1f} MB ({k / 1024:.1f} MiB; peak while loading "
+                        f"{mem['catalog loaded']['hwm_kb'] / 1024:.1f} MiB)", mb(k) <= 80))
     growth = {r["objects"]: r for r in adm if r.get("part") == "growth" and r["server"] == "webhook"}
     if growth:
         small, big = min(growth), [n for n in growth if n >= 20000]
