@@ -59,7 +59,7 @@ for line in sys.stdin:
     r = json.loads(line)
     n, rss, hwm = r["objects"], r["rss_kb"], r["hwm_kb"]
     per = f"{rss * 1024 // n:,} B" if n else "-"
-    print(f"| {r['case']} | {n:,} | {rss / 1024:.1f} MB | {hwm / 1024:.1f} MB | {per} |")
+    print(f"| {r['case']} | {n:,} | {rss / 1024:.1f} MiB ({rss * 1024 / 1e6:.1f} MB) | {hwm / 1024:.1f} MiB | {per} |")
 PY
 ))
 cat >"$RESULTS" <<MD
