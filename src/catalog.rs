@@ -669,15 +669,9 @@ pub fn missing_references(obj: &Object, snap: &Snapshot, opts: &Options) -> Vec<
 
 /// An object of `kind` with only its namespace and name: enough for [`Snapshot::remove`].
 pub fn placeholder(kind: &str, namespace: &str, name: &str) -> Option<Object> {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    let metadata = ObjectMeta {
+    let meta = crate::api::Meta {
         namespace: Some(namespace.to_string()),
         name: Some(name.to_string()),
-        ..Default::default()
-    };
-    let meta = crate::api::Meta {
-        namespace: metadata.namespace.clone(),
-        name: metadata.name.clone(),
         ..Default::default()
     };
     Some(match kind {
@@ -694,11 +688,11 @@ pub fn placeholder(kind: &str, namespace: &str, name: &str) -> Option<Object> {
             ..Default::default()
         }),
         "Service" => Object::Service(k8s_openapi::api::core::v1::Service {
-            metadata,
+            metadata: meta.into(),
             ..Default::default()
         }),
         "ServiceAccount" => Object::ServiceAccount(k8s_openapi::api::core::v1::ServiceAccount {
-            metadata,
+            metadata: meta.into(),
             ..Default::default()
         }),
         _ => return None,

@@ -76,6 +76,12 @@ impl Meta {
 /// core keeps Services and ServiceAccounts with k8s-openapi's `ObjectMeta`.
 pub trait NamespacedName {
     fn namespace_name(&self) -> (&str, &str);
+
+    /// `namespace/name`, as messages and statuses name an object.
+    fn qualified_name(&self) -> String {
+        let (namespace, name) = self.namespace_name();
+        format!("{namespace}/{name}")
+    }
 }
 
 impl NamespacedName for Meta {

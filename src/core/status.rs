@@ -22,6 +22,7 @@ use super::{
     rules::validate_defaulted,
     snapshot::{external_service_destinations, identity_selectors},
 };
+use crate::api::meta::NamespacedName as _;
 use crate::api::{AccessPolicy, ExternalService, VirtualGateway, list};
 
 /// Longest `message` written; the rest is cut (`kubectl get -o wide` stays readable, and a
@@ -240,11 +241,6 @@ pub fn needs_write(stored: Option<&Value>, desired: &Value) -> bool {
     }
 }
 
-fn namespaced(meta: &impl crate::api::meta::NamespacedName) -> String {
-    let (namespace, name) = meta.namespace_name();
-    format!("{namespace}/{name}")
-}
-
 fn names_message(what: &str, names: &BTreeSet<String>) -> String {
     if names.is_empty() {
         format!("no {what}")
@@ -265,11 +261,11 @@ fn external_service_fields(
     let policies: BTreeSet<String> = snap
         .access_policies_selecting(es)
         .iter()
-        .map(|ap| namespaced(&ap.metadata))
+        .map(|ap| ap.metadata.qualified_name())
         .collect();
     let gateways: BTreeSet<String> = bindings::resolve(es, snap)
         .iter()
-        .map(|b| namespaced(&b.vg.metadata))
+        .map(|b| b.vg.metadata.qualified_name())
         .collect();
     let mut m = serde_json::Map::new();
     let mut applied = BTreeMap::new();
@@ -301,7 +297,7 @@ fn virtual_gateway_fields(
             meta.name.as_deref().unwrap_or(""),
         )
         .iter()
-        .map(|es| namespaced(&es.metadata))
+        .map(|es| es.metadata.qualified_name())
         .collect();
     let mut m = serde_json::Map::new();
     m.insert("externalServicesCount".into(), json!(services.len()));
@@ -321,7 +317,7 @@ fn access_policy_fields(
         for (i, sel) in external_service_destinations(ap) {
             let port_sel = destinations.get(i).and_then(|d| d.port.as_ref());
             for es in snap.external_services_selected(sel) {
-                let id = namespaced(&es.metadata);
+                let id = es.metadata.qualified_name();
                 selected.insert(id.clone());
                 for p in list(&es.spec.ports) {
                     let number = p.number.unwrap_or(0);
@@ -345,7 +341,7 @@ fn access_policy_fields(
     let accounts: BTreeSet<String> = identity_selectors(ap)
         .into_iter()
         .flat_map(|sel| snap.service_accounts_selected(sel))
-        .map(|sa| namespaced(&sa.metadata))
+        .map(|sa| sa.metadata.qualified_name())
         .collect();
     let mut m = serde_json::Map::new();
     m.insert("numSelectedDestinationPorts".into(), json!(ports.len()));

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::api::meta::NamespacedName as _;
 use crate::api::{ObjectSelector, VirtualGateway, WorkloadSelector, list, text};
 use crate::core::findings::Report;
 use crate::core::selectors::is_local_cluster;
@@ -76,7 +77,10 @@ fn v19_egress_without_workloads(vg: &VirtualGateway, snap: &Snapshot, report: &m
     let why = if exposes {
         "it has listeners with exposedExternalServices".to_string()
     } else if !users.is_empty() {
-        let names: Vec<String> = users.iter().map(|es| object_key(&es.metadata)).collect();
+        let names: Vec<String> = users
+            .iter()
+            .map(|es| es.metadata.qualified_name())
+            .collect();
         format!("ExternalService {} route through it", names.join(", "))
     } else {
         return;
@@ -88,11 +92,6 @@ fn v19_egress_without_workloads(vg: &VirtualGateway, snap: &Snapshot, report: &m
             "this is an egress VirtualGateway ({why}) without workloads, so it applies to every gateway workload, ingress gateways included; select the egress gateway, e.g. workloads: [{{selector: {{labels: {{istio: egressgateway}}}}}}]"
         ),
     );
-}
-
-fn object_key(meta: &impl crate::api::meta::NamespacedName) -> String {
-    let (namespace, name) = meta.namespace_name();
-    format!("{namespace}/{name}")
 }
 
 /// The gateway Services selected by the KUBE selectors of the local cluster, by key; None when
@@ -114,7 +113,7 @@ fn selected_services<'a>(
         }
         checkable = true;
         for svc in snap.services_selected(sel, super::namespace(vg)) {
-            out.insert(object_key(&svc.metadata), svc);
+            out.insert(svc.metadata.qualified_name(), svc);
         }
     }
     checkable.then_some(out)
