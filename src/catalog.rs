@@ -893,10 +893,10 @@ mod with_object_tests {
                 .and_then(|e| e.spec.hosts.clone())
         };
         let seen = catalog.with_object(&es("a", "new.example.com"), |_, s| hosts(s));
-        assert_eq!(seen, Some(vec!["new.example.com".to_string()]));
+        assert_eq!(seen, Some(vec!["new.example.com".into()]));
         assert_eq!(
             catalog.read(hosts),
-            Some(vec!["old.example.com".to_string()]),
+            Some(vec!["old.example.com".into()]),
             "stored version back"
         );
         let absent = catalog.with_object(&es("b", "b.example.com"), |_, s| {

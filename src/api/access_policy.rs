@@ -4,6 +4,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::text::Text;
+
 use super::common::{
     CommonStatus, Condition, DestinationSelector, EnforcementLayers, IdentitySelector, Labels,
 };
@@ -62,11 +64,11 @@ pub struct WorkloadLabelSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Labels>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub namespace: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
+    pub cluster: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<String>,
+    pub workspace: Option<Text>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -91,7 +93,7 @@ pub struct Authentication {
     /// `DISABLE` (zero value), `PERMISSIVE`, `STRICT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["DISABLE", "PERMISSIVE", "STRICT"]))]
-    pub tls_mode: Option<String>,
+    pub tls_mode: Option<Text>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -100,15 +102,15 @@ pub struct Authorization {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_clients: Option<Vec<IdentitySelector>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_paths: Option<Vec<String>>,
+    pub allowed_paths: Option<Vec<Text>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_methods: Option<Vec<String>>,
+    pub allowed_methods: Option<Vec<Text>>,
     #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
     pub match_: Option<MatchSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_ip_blocks: Option<Vec<String>>,
+    pub allowed_ip_blocks: Option<Vec<Text>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_remote_ip_blocks: Option<Vec<String>>,
+    pub allowed_remote_ip_blocks: Option<Vec<Text>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
 }
@@ -131,9 +133,9 @@ pub struct RequestSpec {
 #[serde(rename_all = "camelCase")]
 pub struct HeaderValues {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub values: Option<Vec<String>>,
+    pub values: Option<Vec<Text>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_values: Option<Vec<String>>,
+    pub not_values: Option<Vec<Text>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

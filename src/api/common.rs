@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::text::Text;
+
 pub use super::labels::Labels;
 
 /// A reference to another object by name; namespace and cluster default to the parent's.
@@ -12,11 +14,11 @@ pub use super::labels::Labels;
 #[serde(rename_all = "camelCase")]
 pub struct ObjectReference {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub namespace: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
+    pub cluster: Option<Text>,
 }
 
 /// Selects objects by labels and/or name, namespace, cluster, workspace; an omitted field means "any".
@@ -26,13 +28,13 @@ pub struct ObjectSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Labels>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub namespace: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
+    pub cluster: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<String>,
+    pub workspace: Option<Text>,
 }
 
 /// A port by number (1..65535) or by name; the CRD allows exactly one or neither.
@@ -43,7 +45,7 @@ pub struct PortSelector {
     #[schemars(range(min = 1, max = 65535))]
     pub number: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text>,
 }
 
 /// Selects gateway (or other) workloads.
@@ -55,7 +57,7 @@ pub struct WorkloadSelector {
     /// `KUBE` (default) or `VM`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["KUBE", "VM"]))]
-    pub kind: Option<String>,
+    pub kind: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<PortSelector>,
 }
@@ -69,7 +71,7 @@ pub struct DestinationSelector {
     /// `SERVICE` (default), `VIRTUAL_DESTINATION` or `EXTERNAL_SERVICE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["SERVICE", "VIRTUAL_DESTINATION", "EXTERNAL_SERVICE"]))]
-    pub kind: Option<String>,
+    pub kind: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<PortSelector>,
 }
@@ -91,9 +93,9 @@ pub struct IdentitySelector {
 #[serde(rename_all = "camelCase")]
 pub struct RequestIdentityMatcher {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_principals: Option<Vec<String>>,
+    pub request_principals: Option<Vec<Text>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_request_principals: Option<Vec<String>>,
+    pub not_request_principals: Option<Vec<Text>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

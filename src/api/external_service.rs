@@ -6,6 +6,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::text::Text;
+
 use super::common::{CommonStatus, Condition, Labels, ObjectReference, PortSelector};
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -34,17 +36,17 @@ use super::common::{CommonStatus, Condition, Labels, ObjectReference, PortSelect
 pub struct ExternalServiceSpec {
     /// FQDNs or wildcard-prefix domains; mutually exclusive with `addresses`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hosts: Option<Vec<String>>,
+    pub hosts: Option<Vec<Text>>,
     /// IPs or CIDRs; mutually exclusive with `hosts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub addresses: Option<Vec<String>>,
+    pub addresses: Option<Vec<Text>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<ExternalServicePort>>,
     /// Labels of the ExternalEndpoints that back this service; empty selects none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<Labels>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject_alt_names: Option<Vec<String>>,
+    pub subject_alt_names: Option<Vec<Text>>,
 }
 
 super::meta::gloo_kind!(
@@ -65,10 +67,10 @@ pub struct ExternalServicePort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_port: Option<PortSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// One of HTTP, HTTPS, GRPC, HTTP2, MONGO, TCP, TLS (not a schema enum upstream).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<String>,
+    pub protocol: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clientside_tls: Option<ClientsideTls>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,17 +84,17 @@ pub struct ClientsideTls {
     /// `SIMPLE` (zero value), `DISABLE`, `MUTUAL`, `ISTIO_MUTUAL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["SIMPLE", "DISABLE", "MUTUAL", "ISTIO_MUTUAL"]))]
-    pub mode: Option<String>,
+    pub mode: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_certificate: Option<String>,
+    pub client_certificate: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_key: Option<String>,
+    pub private_key: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_certificates: Option<String>,
+    pub ca_certificates: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential_name: Option<String>,
+    pub credential_name: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sni: Option<String>,
+    pub sni: Option<Text>,
     /// A nullable BoolValue upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_verify: Option<bool>,

@@ -13,12 +13,14 @@ use std::collections::BTreeMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::text::Text;
+
 /// Label key → value, sorted by key, no duplicates.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Box<[(String, String)]>);
+pub struct Labels(Box<[(Text, Text)]>);
 
 impl Labels {
-    pub fn get(&self, key: &str) -> Option<&String> {
+    pub fn get(&self, key: &str) -> Option<&Text> {
         self.0
             .binary_search_by(|(k, _)| k.as_str().cmp(key))
             .ok()
@@ -34,49 +36,60 @@ impl Labels {
     }
 
     /// In key order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &String)> + Clone {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Text, &Text)> + Clone {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
-    pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> + Clone {
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &Text> + Clone {
         self.0.iter().map(|(k, _)| k)
     }
 }
 
-impl From<BTreeMap<String, String>> for Labels {
-    fn from(map: BTreeMap<String, String>) -> Self {
+impl From<BTreeMap<Text, Text>> for Labels {
+    fn from(map: BTreeMap<Text, Text>) -> Self {
         // A BTreeMap iterates in key order without duplicates: already the invariant.
         Labels(map.into_iter().collect())
     }
 }
 
-impl From<Labels> for BTreeMap<String, String> {
-    fn from(labels: Labels) -> Self {
-        labels.0.into_vec().into_iter().collect()
+impl From<BTreeMap<String, String>> for Labels {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        Labels(map.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 }
 
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
+impl From<Labels> for BTreeMap<String, String> {
+    fn from(labels: Labels) -> Self {
+        labels
+            .0
+            .into_vec()
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect()
+    }
+}
+
+impl<K: Into<Text>, V: Into<Text>> FromIterator<(K, V)> for Labels {
     /// Later duplicates win, as in a map.
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         iter.into_iter()
             .map(|(k, v)| (k.into(), v.into()))
-            .collect::<BTreeMap<String, String>>()
+            .collect::<BTreeMap<Text, Text>>()
             .into()
     }
 }
 
-impl<K: Into<String>, V: Into<String>, const N: usize> From<[(K, V); N]> for Labels {
+impl<K: Into<Text>, V: Into<Text>, const N: usize> From<[(K, V); N]> for Labels {
     fn from(pairs: [(K, V); N]) -> Self {
         pairs.into_iter().collect()
     }
 }
 
 impl<'a> IntoIterator for &'a Labels {
-    type Item = (&'a String, &'a String);
+    type Item = (&'a Text, &'a Text);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, String)>,
-        fn(&'a (String, String)) -> (&'a String, &'a String),
+        std::slice::Iter<'a, (Text, Text)>,
+        fn(&'a (Text, Text)) -> (&'a Text, &'a Text),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
@@ -92,7 +105,7 @@ impl Serialize for Labels {
 
 impl<'de> Deserialize<'de> for Labels {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        BTreeMap::<String, String>::deserialize(deserializer).map(Labels::from)
+        BTreeMap::<Text, Text>::deserialize(deserializer).map(Labels::from)
     }
 }
 
@@ -124,7 +137,7 @@ mod tests {
     fn reads_and_writes_as_a_map() {
         let l: Labels = serde_json::from_value(json!({"b": "2", "a": "1"})).unwrap();
         assert_eq!(l.keys().collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(l.get("b").map(String::as_str), Some("2"));
+        assert_eq!(l.get("b").map(Text::as_str), Some("2"));
         assert_eq!(l.get("c"), None);
         assert_eq!(
             serde_json::to_value(&l).unwrap(),

@@ -12,6 +12,7 @@ pub mod egress_guardrail;
 pub mod external_service;
 pub mod labels;
 pub mod meta;
+pub mod text;
 pub mod virtual_gateway;
 
 pub use access_policy::{AccessPolicy, AccessPolicyResource, AccessPolicySpec};
@@ -20,6 +21,7 @@ pub use egress_guardrail::{EgressGuardrail, EgressGuardrailSpec};
 pub use external_service::{ExternalService, ExternalServiceResource, ExternalServiceSpec};
 pub use labels::Labels;
 pub use meta::Meta;
+pub use text::Text;
 pub use virtual_gateway::{VirtualGateway, VirtualGatewayResource, VirtualGatewaySpec};
 
 /// API group of ExternalService and VirtualGateway.
@@ -35,6 +37,6 @@ pub fn list<T>(v: &Option<Vec<T>>) -> &[T] {
 }
 
 /// The string, or "" when absent (proto3 zero value).
-pub fn text(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("")
+pub fn text<S: AsRef<str>>(v: &Option<S>) -> &str {
+    v.as_ref().map_or("", AsRef::as_ref)
 }

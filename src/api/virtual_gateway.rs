@@ -4,6 +4,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::text::Text;
+
 use super::common::{CommonStatus, Condition, ObjectSelector, PortSelector, WorkloadSelector};
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -68,7 +70,7 @@ pub struct Listener {
     pub exposed_external_services: Option<Vec<ExternalServiceFilter>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 10))]
-    pub app_protocol: Option<String>,
+    pub app_protocol: Option<Text>,
 }
 
 /// An object with no fields (`http: {}`, `tcp: {}`).
@@ -81,13 +83,13 @@ pub struct ListenerTls {
     /// `PASSTHROUGH` is the zero value: `tls: {}` means passthrough.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"]))]
-    pub mode: Option<String>,
+    pub mode: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_name: Option<String>,
+    pub secret_name: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<TlsFiles>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify_subject_alt_name: Option<Vec<String>>,
+    pub verify_subject_alt_name: Option<Vec<Text>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<TlsParameters>,
 }
@@ -96,11 +98,11 @@ pub struct ListenerTls {
 #[serde(rename_all = "camelCase")]
 pub struct TlsFiles {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_cert: Option<String>,
+    pub server_cert: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_key: Option<String>,
+    pub private_key: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_certs: Option<String>,
+    pub ca_certs: Option<Text>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -108,12 +110,12 @@ pub struct TlsFiles {
 pub struct TlsParameters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"]))]
-    pub minimum_protocol_version: Option<String>,
+    pub minimum_protocol_version: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"]))]
-    pub maximum_protocol_version: Option<String>,
+    pub maximum_protocol_version: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cipher_suites: Option<Vec<String>>,
+    pub cipher_suites: Option<Vec<Text>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -121,7 +123,7 @@ pub struct TlsParameters {
 pub struct RouteTableFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(required)]
-    pub host: Option<String>,
+    pub host: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<ObjectSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,13 +148,13 @@ pub struct CloudProviderFilter {
 #[serde(rename_all = "camelCase")]
 pub struct AwsFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_ids: Option<Vec<String>>,
+    pub account_ids: Option<Vec<Text>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iam_roles: Option<Vec<String>>,
+    pub iam_roles: Option<Vec<Text>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lambda_functions: Option<Vec<String>>,
+    pub lambda_functions: Option<Vec<Text>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub regions: Option<Vec<String>>,
+    pub regions: Option<Vec<Text>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -161,7 +163,7 @@ pub struct ExternalServiceFilter {
     /// `[namespace/]dnsName`; required by the CRD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(required)]
-    pub host: Option<String>,
+    pub host: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<ObjectSelector>,
 }

@@ -56,7 +56,7 @@ pub fn default_external_service(es: &mut ExternalService, opts: &Options) {
         if let Some(p) = port.protocol.as_mut() {
             let upper = p.to_ascii_uppercase();
             if *p != upper {
-                *p = upper;
+                *p = upper.into();
             }
         }
         // E9: targetPort defaults to the port number.
@@ -74,7 +74,7 @@ pub fn default_external_service(es: &mut ExternalService, opts: &Options) {
         }
         if let Some(tls) = port.clientside_tls.as_mut() {
             if tls.mode.is_none() {
-                tls.mode = Some("SIMPLE".to_string());
+                tls.mode = Some("SIMPLE".into());
             }
             if text(&tls.sni).is_empty()
                 && text(&tls.mode) != "DISABLE"
@@ -91,10 +91,10 @@ pub fn default_external_service(es: &mut ExternalService, opts: &Options) {
             // E21: a reference's namespace and cluster default to the ExternalService's own.
             for r in routes.virtual_gateway_refs.iter_mut().flatten() {
                 if text(&r.namespace).is_empty() {
-                    r.namespace = Some(own_namespace.clone());
+                    r.namespace = Some(own_namespace.as_str().into());
                 }
                 if text(&r.cluster).is_empty() {
-                    r.cluster = Some(opts.cluster_name.clone());
+                    r.cluster = Some(opts.cluster_name.as_str().into());
                 }
             }
         }
@@ -120,12 +120,12 @@ pub fn default_virtual_gateway(vg: &mut VirtualGateway) {
             Some(p) if !p.is_empty() => {
                 let upper = p.to_ascii_uppercase();
                 if *p != upper {
-                    *p = upper;
+                    *p = upper.into();
                 }
             }
             _ => {
                 if let Some(inferred) = inferred_app_protocol(listener) {
-                    listener.app_protocol = Some(inferred.to_string());
+                    listener.app_protocol = Some(inferred.into());
                 }
             }
         }
@@ -136,7 +136,7 @@ pub fn default_access_policy(ap: &mut AccessPolicy) {
     // A2: destination kind defaults to SERVICE.
     for dest in ap.spec.apply_to_destinations.iter_mut().flatten() {
         if text(&dest.kind).is_empty() {
-            dest.kind = Some("SERVICE".to_string());
+            dest.kind = Some("SERVICE".into());
         }
     }
     // A10: methods are matched case-sensitively by Istio; store them upper-cased.
@@ -150,7 +150,7 @@ pub fn default_access_policy(ap: &mut AccessPolicy) {
             for m in authz.allowed_methods.iter_mut().flatten() {
                 let upper = m.to_ascii_uppercase();
                 if *m != upper {
-                    *m = upper;
+                    *m = upper.into();
                 }
             }
         }

@@ -10,9 +10,11 @@ pub fn labels_match(selector: Option<&Labels>, labels: Option<&BTreeMap<String, 
     let Some(selector) = selector else {
         return true;
     };
-    selector
-        .iter()
-        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    selector.iter().all(|(k, v)| {
+        labels
+            .and_then(|l| l.get(k.as_str()))
+            .is_some_and(|l| *v == *l)
+    })
 }
 
 /// An empty cluster means "ours".

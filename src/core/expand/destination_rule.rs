@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{ExternalService, list, text};
+use crate::api::{ExternalService, Text, list, text};
 use crate::core::{Options, names, object::GlooKind, rules::syntax};
 use crate::istio::{
     ClientTls, DestinationRuleSpec, IstioObject, PortSelector, PortTrafficPolicy, Spec, Subset,
@@ -31,7 +31,10 @@ fn es_ns(es: &ExternalService) -> &str {
 /// One DestinationRule per host with a port-level TLS setting for every port that originates
 /// TLS (`clientsideTls`, defaulted to SIMPLE on HTTPS/TLS ports; DISABLE originates nothing).
 pub fn tls_origination(es: &ExternalService, opts: &Options) -> Vec<IstioObject> {
-    let sans = list(&es.spec.subject_alt_names).to_vec();
+    let sans: Vec<String> = list(&es.spec.subject_alt_names)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut out = Vec::new();
     for host in service_entry::hosts(es) {
         let mut settings = Vec::new();
@@ -59,8 +62,11 @@ pub fn tls_origination(es: &ExternalService, opts: &Options) -> Vec<IstioObject>
                 sni => Some(sni.to_string()),
             };
             let istio_mutual = mode == "ISTIO_MUTUAL";
-            let nonempty =
-                |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && !istio_mutual);
+            let nonempty = |v: &Option<Text>| {
+                v.as_deref()
+                    .filter(|s| !s.is_empty() && !istio_mutual)
+                    .map(str::to_string)
+            };
             settings.push(PortTrafficPolicy {
                 port: PortSelector { number },
                 tls: ClientTls {

@@ -30,7 +30,7 @@ pub fn hosts(es: &ExternalService) -> Vec<String> {
             es_ns(es)
         )]
     } else {
-        hosts.to_vec()
+        hosts.iter().map(|h| h.to_string()).collect()
     }
 }
 
@@ -111,7 +111,10 @@ pub fn for_external_service(
     }
     let spec = ServiceEntrySpec {
         hosts: hosts(es),
-        addresses: list(&es.spec.addresses).to_vec(),
+        addresses: list(&es.spec.addresses)
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
         ports,
         location: "MESH_EXTERNAL",
         resolution,

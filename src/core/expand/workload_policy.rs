@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Service;
 
-use crate::api::{AccessPolicy, access_policy::Authorization, list, text};
+use crate::api::{AccessPolicy, Text, access_policy::Authorization, list, text};
 use crate::core::{Options, names, object::GlooKind, selectors, snapshot::Snapshot};
 use crate::istio::{
     AuthorizationPolicySpec, Condition, From, IstioObject, Mtls, Operation, PeerAuthenticationSpec,
@@ -71,8 +71,12 @@ pub fn rule_for(
 
 /// The list without empty strings: Istio rejects an empty string in any AuthorizationPolicy
 /// list, and the rules only warn about some of them (A16).
-fn nonempty(v: &Option<Vec<String>>) -> Vec<String> {
-    list(v).iter().filter(|s| !s.is_empty()).cloned().collect()
+fn nonempty(v: &Option<Vec<Text>>) -> Vec<String> {
+    list(v)
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// `from` sources: one for the ServiceAccount principals, one per request-identity matcher;

@@ -169,8 +169,8 @@ mod tests {
     #[test]
     fn empty_selections_are_described() {
         let sel = |ns: &str, name: &str, labels: &[(&str, &str)]| ObjectSelector {
-            namespace: (!ns.is_empty()).then(|| ns.to_string()),
-            name: (!name.is_empty()).then(|| name.to_string()),
+            namespace: (!ns.is_empty()).then(|| ns.into()),
+            name: (!name.is_empty()).then(|| name.into()),
             labels: (!labels.is_empty()).then(|| {
                 labels
                     .iter()

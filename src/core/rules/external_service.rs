@@ -11,7 +11,7 @@ mod routes;
 mod tls;
 mod wildcard;
 
-use crate::api::{ExternalService, external_service::ExternalServicePort, list};
+use crate::api::{ExternalService, Text, external_service::ExternalServicePort, list};
 use crate::core::{Operation, Options, findings::Report, snapshot::Snapshot};
 
 pub fn validate(
@@ -98,7 +98,7 @@ impl<'a> Ctx<'a> {
         self.defaulted.metadata.name.as_deref().unwrap_or("")
     }
 
-    fn hosts(&self) -> &'a [String] {
+    fn hosts(&self) -> &'a [Text] {
         list(&self.defaulted.spec.hosts)
     }
 

@@ -286,7 +286,7 @@ fn e23(c: &Ctx<'_>, vg: &VirtualGateway, path: &str, report: &mut Report) {
         .flat_map(|l| list(&l.exposed_external_services))
         .map(|e| text(&e.host))
         .collect();
-    let first_host = hosts.first().map(String::as_str).unwrap_or_default();
+    let first_host = hosts.first().map(|h| h.as_str()).unwrap_or_default();
     report.strict_warning(
         "E23",
         path,

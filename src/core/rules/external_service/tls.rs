@@ -21,7 +21,7 @@ pub(super) fn originates_tls(mode: &str) -> bool {
     matches!(mode, "SIMPLE" | "MUTUAL")
 }
 
-fn set(v: &Option<String>) -> bool {
+fn set<S: AsRef<str>>(v: &Option<S>) -> bool {
     !text(v).is_empty()
 }
 

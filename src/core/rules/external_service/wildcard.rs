@@ -115,7 +115,7 @@ pub(super) fn e15(c: &Ctx<'_>, report: &mut Report) {
     if unrouted.is_empty() {
         return;
     }
-    let host = c.hosts().get(index).map(String::as_str).unwrap_or("");
+    let host = c.hosts().get(index).map(|h| h.as_str()).unwrap_or("");
     report.warning(
         "E15",
         format!("spec.hosts[{index}]"),

@@ -3,7 +3,7 @@
 //! ExternalService changes, this one when the gateway does. `--strict` makes it an error.
 
 use crate::api::virtual_gateway::Listener;
-use crate::api::{ExternalService, VirtualGateway, list, text};
+use crate::api::{ExternalService, Text, VirtualGateway, list, text};
 use crate::core::findings::Report;
 use crate::core::rules::syntax::exposed_host_matches;
 use crate::core::snapshot::Snapshot;
@@ -69,7 +69,7 @@ pub(super) fn v21_update(
         let es_ns = es.metadata.namespace.as_deref().unwrap_or("default");
         let lost: Vec<&str> = list(&es.spec.hosts)
             .iter()
-            .map(String::as_str)
+            .map(Text::as_str)
             .filter(|h| exposes(old, es_ns, h) && !exposes(new, es_ns, h))
             .collect();
         if lost.is_empty() {

@@ -1,7 +1,7 @@
 //! Listener TLS rules: V11–V16.
 
 use crate::api::virtual_gateway::{ListenerTls, TlsFiles, TlsParameters};
-use crate::api::{VirtualGateway, list, text};
+use crate::api::{Text, VirtualGateway, list, text};
 use crate::core::findings::Report;
 
 use super::listener_path;
@@ -46,7 +46,7 @@ pub(super) fn validate(vg: &VirtualGateway, report: &mut Report) {
 }
 
 /// A `files.*` field: its JSON name and how to read it.
-type FileField = (&'static str, fn(&TlsFiles) -> &Option<String>);
+type FileField = (&'static str, fn(&TlsFiles) -> &Option<Text>);
 
 const SERVER_CERT: FileField = ("serverCert", |f| &f.server_cert);
 const PRIVATE_KEY: FileField = ("privateKey", |f| &f.private_key);
