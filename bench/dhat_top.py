@@ -4,15 +4,21 @@ crate; e.g. examples/catalog_heap.rs): bytes live at the end and at the global p
 first frame inside this crate (a site is where our code asked for the memory, whatever library
 did the allocating).
 
-usage: dhat_top.py dhat-heap.json [N]
+With --total, the bytes and blocks allocated over the whole run instead (what a review path costs
+the allocator, e.g. examples/review_allocs.rs), sorted by blocks.
+
+usage: dhat_top.py [--total] dhat-heap.json [N]
 """
 import json
 import re
 import sys
 from collections import defaultdict
 
-path = sys.argv[1]
-top = int(sys.argv[2]) if len(sys.argv) > 2 else 15
+args = sys.argv[1:]
+total_mode = "--total" in args
+args = [a for a in args if a != "--total"]
+path = args[0]
+top = int(args[1]) if len(args) > 1 else 15
 with open(path) as f:
     prof = json.load(f)
 frames = prof["ftbl"]
@@ -25,15 +31,16 @@ def site(pp):
         # The global allocator's own frame (the example's `#[global_allocator]`) is not a site.
         if "__rust_alloc" in name or "__rust_realloc" in name:
             continue
-        if "egress_webhook::" in name or "catalog_heap" in name:
+        if "egress_webhook::" in name or "catalog_heap" in name or "review_allocs" in name:
             # "0x1234: egress_webhook::load::load_text (src/load.rs:101:34)" -> the function and line
-            m = re.search(r"(egress_webhook::\S+|catalog_heap::\S+).*?\((src/[^)]*|examples/[^)]*)\)", name)
+            m = re.search(r"(egress_webhook::\S+|catalog_heap::\S+|review_allocs::\S+).*?\((src/[^)]*|examples/[^)]*)\)", name)
             return f"{m.group(1)} {m.group(2)}" if m else name
     rest = [n for n in names[1:] if "__rust_alloc" not in n and "__rust_realloc" not in n]
     return rest[0] if rest else (names[0] if names else "?")
 
 
-for field, title in (("eb", "live at the end"), ("gb", "live at the peak")):
+views = [("tb", "allocated in all")] if total_mode else [("eb", "live at the end"), ("gb", "live at the peak")]
+for field, title in views:
     by_site = defaultdict(lambda: [0, 0])
     for pp in prof["pps"]:
         s = by_site[site(pp)]
@@ -43,7 +50,8 @@ for field, title in (("eb", "live at the end"), ("gb", "live at the peak")):
     print(f"## {title}: {total:,} bytes")
     print("| bytes | share | blocks | site |")
     print("|---|---|---|---|")
-    for name, (b, k) in sorted(by_site.items(), key=lambda kv: -kv[1][0])[:top]:
+    order = (lambda kv: -kv[1][1]) if total_mode else (lambda kv: -kv[1][0])
+    for name, (b, k) in sorted(by_site.items(), key=order)[:top]:
         if b:
             print(f"| {b:,} | {100 * b / max(total, 1):.1f} % | {k:,} | `{name}` |")
     print()
