@@ -14,7 +14,12 @@ use std::borrow::Cow;
 /// True for a character `printable` escapes: control, format (bidi, zero-width), separator
 /// other than space, unassigned, and combining marks.
 pub fn is_unprintable(c: char) -> bool {
-    !matches!(c, '"' | '\'' | '\\') && c.escape_debug().len() > 1
+    // ASCII is settled without building the escape: only its controls (below space, and DEL)
+    // are escaped; `escape_debug` agrees (the test below checks all 128).
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
+    c.escape_debug().len() > 1
 }
 
 /// `s` with every unprintable character written as a Rust escape (`\u{1b}`, `\0`, `\n`,
@@ -40,6 +45,15 @@ pub fn printable(s: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_is_judged_as_escape_debug_judges_it() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let by_escape = !matches!(c, '"' | '\'' | '\\') && c.escape_debug().len() > 1;
+            assert_eq!(is_unprintable(c), by_escape, "{b:#x}");
+        }
+    }
 
     #[test]
     fn unprintable_characters_are_escaped_and_the_rest_kept() {
