@@ -52,12 +52,6 @@ impl From<BTreeMap<Text, Text>> for Labels {
     }
 }
 
-impl From<BTreeMap<String, String>> for Labels {
-    fn from(map: BTreeMap<String, String>) -> Self {
-        Labels(map.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
-    }
-}
-
 impl From<Labels> for BTreeMap<String, String> {
     fn from(labels: Labels) -> Self {
         labels

@@ -29,6 +29,11 @@ impl Text {
     }
 }
 
+/// The list as `String`s, for the Istio types we generate (they keep `String`).
+pub fn strings(list: &[Text]) -> Vec<String> {
+    list.iter().map(|t| t.to_string()).collect()
+}
+
 impl Deref for Text {
     type Target = str;
     fn deref(&self) -> &str {
@@ -67,20 +72,8 @@ impl From<&str> for Text {
     }
 }
 
-impl From<&String> for Text {
-    fn from(s: &String) -> Self {
-        Text(CompactString::from(s.as_str()))
-    }
-}
-
 impl From<String> for Text {
     fn from(s: String) -> Self {
-        Text(CompactString::from(s))
-    }
-}
-
-impl From<Cow<'_, str>> for Text {
-    fn from(s: Cow<'_, str>) -> Self {
         Text(CompactString::from(s))
     }
 }

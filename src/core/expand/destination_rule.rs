@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{ExternalService, Text, list, text};
+use crate::api::{ExternalService, Text, list, text, text::strings};
 use crate::core::{Options, names, object::GlooKind, rules::syntax};
 use crate::istio::{
     ClientTls, DestinationRuleSpec, IstioObject, PortSelector, PortTrafficPolicy, Spec, Subset,
@@ -31,10 +31,7 @@ fn es_ns(es: &ExternalService) -> &str {
 /// One DestinationRule per host with a port-level TLS setting for every port that originates
 /// TLS (`clientsideTls`, defaulted to SIMPLE on HTTPS/TLS ports; DISABLE originates nothing).
 pub fn tls_origination(es: &ExternalService, opts: &Options) -> Vec<IstioObject> {
-    let sans: Vec<String> = list(&es.spec.subject_alt_names)
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let sans = strings(list(&es.spec.subject_alt_names));
     let mut out = Vec::new();
     for host in service_entry::hosts(es) {
         let mut settings = Vec::new();

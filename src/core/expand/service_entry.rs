@@ -1,7 +1,7 @@
 //! ServiceEntry: registers the external host (REGISTRY_ONLY meshes need it) with its declared
 //! ports plus, for ports routed through a gateway, the `portMatch` port the mesh sends to.
 
-use crate::api::{ExternalService, list, text};
+use crate::api::{ExternalService, list, text, text::strings};
 use crate::core::{Options, names, object::GlooKind, rules::syntax};
 use crate::istio::{IstioObject, ServiceEntrySpec, ServicePort, Spec};
 
@@ -30,7 +30,7 @@ pub fn hosts(es: &ExternalService) -> Vec<String> {
             es_ns(es)
         )]
     } else {
-        hosts.iter().map(|h| h.to_string()).collect()
+        strings(hosts)
     }
 }
 
@@ -111,10 +111,7 @@ pub fn for_external_service(
     }
     let spec = ServiceEntrySpec {
         hosts: hosts(es),
-        addresses: list(&es.spec.addresses)
-            .iter()
-            .map(|a| a.to_string())
-            .collect(),
+        addresses: strings(list(&es.spec.addresses)),
         ports,
         location: "MESH_EXTERNAL",
         resolution,

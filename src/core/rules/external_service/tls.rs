@@ -1,7 +1,7 @@
 //! E10–E12, E24, E25, E27: TLS originated toward the external service (`clientsideTls`). E13, the
 //! TLS default for HTTPS/TLS ports, lives in defaults.rs; the rules see its result.
 
-use crate::api::{external_service::ClientsideTls, list, text};
+use crate::api::{Text, external_service::ClientsideTls, list, text};
 use crate::core::findings::Report;
 
 use super::{Ctx, PortView};
@@ -21,7 +21,7 @@ pub(super) fn originates_tls(mode: &str) -> bool {
     matches!(mode, "SIMPLE" | "MUTUAL")
 }
 
-fn set<S: AsRef<str>>(v: &Option<S>) -> bool {
+fn set(v: &Option<Text>) -> bool {
     !text(v).is_empty()
 }
 
