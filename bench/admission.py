@@ -84,10 +84,11 @@ def tls_context(p):
 class Server:
     """A server pinned to SERVER_CPU; `name` is "floor" or "webhook"."""
 
-    def __init__(self, name, cmd, port, p, log_path, ready_port=None, ready_tls=True):
+    def __init__(self, name, cmd, port, p, log_path, ready_port=None, ready_tls=True, prefix=()):
         self.name, self.port, self.pki = name, port, p
         self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU] + cmd,
+        # `prefix` runs the server under another program (bench/instructions_ab.py: valgrind).
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *prefix] + cmd,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"https://127.0.0.1:{port}"
         deadline = time.time() + 300
@@ -137,7 +138,7 @@ class Server:
         self.log.close()
 
 
-def webhook(p, objects, out, tag):
+def webhook(p, objects, out, tag, prefix=()):
     port, mport = free_port(), free_port()
     cmd = [BIN, "serve", "--tls-cert", p["cert"], "--tls-key", p["key"],
            "--listen", f"127.0.0.1:{port}", "--metrics-listen", f"127.0.0.1:{mport}",
@@ -145,14 +146,15 @@ def webhook(p, objects, out, tag):
            "--shutdown-delay", "0s"]
     for o in objects:
         cmd += ["--objects", o]
-    return Server(f"webhook ({tag})", cmd, port, p, f"{out}/serve-{tag}.log", ready_port=mport, ready_tls=False)
+    return Server(f"webhook ({tag})", cmd, port, p, f"{out}/serve-{tag}.log", ready_port=mport, ready_tls=False,
+                  prefix=prefix)
 
 
-def floor(p, out):
+def floor(p, out, prefix=()):
     port = free_port()
     cmd = [FLOOR, "--listen", f"127.0.0.1:{port}", "--tls-cert", p["cert"], "--tls-key", p["key"],
            "--client-ca", p["client_ca"], "--client-allowed-names", CLIENT_NAME]
-    return Server("floor", cmd, port, p, f"{out}/floor.log")
+    return Server("floor", cmd, port, p, f"{out}/floor.log", prefix=prefix)
 
 
 def oha_cmd(server, endpoint, review, seconds, rate, http2, connections=32):
