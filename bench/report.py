@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import platform
+import statistics
 import subprocess
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -69,6 +70,15 @@ def table(header, rows):
     return "\n".join(lines)
 
 
+def growth_medians(adm, server):
+    """objects -> the median p99 (ms) of `server`'s growth rows for that catalog size."""
+    by = {}
+    for r in adm:
+        if r.get("part") == "growth" and r["server"] == server:
+            by.setdefault(r["objects"], []).append(r["p99_ms"])
+    return {n: statistics.median(v) for n, v in by.items()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--started", default="")
@@ -124,14 +134,18 @@ def main():
         targets.append((f"RSS with the catalog ({mem['catalog loaded']['objects']:,} objects)", "≤ 80 MB",
                         f"{mb(k):.1f} MB ({k / 1024:.1f} MiB; peak while loading "
                         f"{mem['catalog loaded']['hwm_kb'] / 1024:.1f} MiB)", mb(k) <= 80))
-    growth = {r["objects"]: r for r in adm if r.get("part") == "growth" and r["server"] == "webhook"}
+    # Each size's median p99 over the rounds (bench/admission.py runs the sizes in turn).
+    growth = growth_medians(adm, "webhook")
     if growth:
         small, big = min(growth), [n for n in growth if n >= 20000]
         if big:
-            b = growth[min(big)]
-            ratio = b["p99_ms"] / growth[small]["p99_ms"]
-            targets.append((f"p99 at 2,000/s with {b['objects']:,} objects vs {small}", "≤ 1.2 ×",
-                            f"{ratio:.2f} × ({b['p99_ms']} ms vs {growth[small]['p99_ms']} ms)", ratio <= 1.2))
+            b = min(big)
+            ratio = growth[b] / growth[small]
+            rounds = len([r for r in adm if r.get("part") == "growth" and r["server"] == "webhook"
+                          and r["objects"] == b])
+            targets.append((f"p99 at 2,000/s with {b:,} objects vs {small}", "≤ 1.2 ×",
+                            f"{ratio:.2f} × ({growth[b]} ms vs {growth[small]} ms, medians of {rounds} "
+                            f"rounds)", ratio <= 1.2))
     for r in cluster:
         if "ratio" in r:
             what = ("`kubectl apply` of the running example, with vs without the webhook"
@@ -169,11 +183,15 @@ def main():
             continue
         md.append(f"\n## {title}\n\n{how}\n")
         if part == "growth":
-            md.append(table(["server", "objects", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "achieved/s", "errors",
-                             "p99 / floor"],
-                            [(r["server"], r.get("objects"), r["p50_ms"], r["p99_ms"], r["p999_ms"], r["max_ms"],
-                              r["achieved_per_s"], r["errors"], r.get("p99_vs_floor"))
+            md.append(table(["round", "server", "objects", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "achieved/s",
+                             "errors", "p99 / floor"],
+                            [(r.get("round", 1), r["server"], r.get("objects"), r["p50_ms"], r["p99_ms"],
+                              r["p999_ms"], r["max_ms"], r["achieved_per_s"], r["errors"], r.get("p99_vs_floor"))
                              for r in adm if r.get("part") == "growth"]))
+            web, flo = growth_medians(adm, "webhook"), growth_medians(adm, "floor")
+            md.append("\nMedian p99 per size over the rounds (the floor ran next to each):\n")
+            md.append(table(["objects", "webhook p99 ms", "floor p99 ms"],
+                            [(n, web[n], flo.get(n)) for n in sorted(web)]))
         else:
             md.append(table(head, rs))
 

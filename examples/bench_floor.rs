@@ -5,12 +5,18 @@
 //! What it shares with `serve`, so that the difference between the two is our work and nothing
 //! else: the rustls configuration (built by the same `tls::load_with`: ring, TLS 1.2/1.3, ALPN
 //! h2 + http/1.1, the same client-certificate verifier with the same allowed names), axum-server
-//! with hyper-util's auto HTTP/1.1 + HTTP/2 builder, and a multi-thread tokio runtime with one
-//! worker per core.
+//! with hyper-util's auto HTTP/1.1 + HTTP/2 builder, a multi-thread tokio runtime with one
+//! worker per core, and the global allocator (mimalloc, as `src/main.rs`). Until 2026-12-02 the
+//! floor ran on glibc's malloc: callgrind counted about 20,000 more instructions per review in
+//! its malloc and free than `serve` spent in mimalloc (`bench/instructions_ab.py`), a handicap
+//! that flattered every ratio to it.
 //!
 //! usage: bench_floor --listen ADDR --tls-cert F --tls-key F [--client-ca F --client-allowed-names a,b]
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use axum::{
     Json, Router,

@@ -184,12 +184,14 @@ pub struct Outcome {
     pub dry_run: bool,
     pub findings: Vec<Finding>,
     /// An allowed CREATE/UPDATE of a Gloo kind at /validate: the object, defaulted, whose
-    /// companions the caller writes (unless `dry_run`).
-    pub admitted: Option<Object>,
+    /// companions the caller writes (unless `dry_run`). Boxed, as `reviewed`: an `Object` is
+    /// some 800 bytes, and the outcome is moved from the decision up to the handler, whose
+    /// future holds it (`handlers::handle`).
+    pub admitted: Option<Box<Object>>,
     /// The object under review at /validate (CREATE/UPDATE, and the stored object of a
     /// DELETE), typed as written: for the catalog's live lookup of its references after a
     /// denial.
-    pub reviewed: Option<Object>,
+    pub reviewed: Option<Box<Object>>,
     /// The EgressGuardrail under review (CREATE/UPDATE): for the live lookup of the
     /// VirtualGateways its `allowedGateways` name (G7) after a denial.
     pub reviewed_guardrail: Option<Box<crate::api::EgressGuardrail>>,
@@ -628,8 +630,8 @@ fn validate(
             };
             let defaulted = default_object(obj.clone(), opts);
             let findings = on_apply(&obj, &defaulted, snap, opts, op);
-            outcome.admitted = Some(defaulted);
-            outcome.reviewed = Some(obj);
+            outcome.admitted = Some(Box::new(defaulted));
+            outcome.reviewed = Some(Box::new(obj));
             findings
         }
         Some("DELETE") => {
@@ -651,7 +653,7 @@ fn validate(
             let findings = validate_defaulted(&old, &defaulted, snap, opts, Operation::Delete);
             // G5 on the delete of an AccessPolicy may come from a cache that lacks another
             // policy, created a moment ago, that selects the same ExternalServices.
-            outcome.reviewed = Some(old);
+            outcome.reviewed = Some(Box::new(old));
             findings
         }
         _ => Vec::new(),
