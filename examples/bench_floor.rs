@@ -15,9 +15,6 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use axum::{
     Json, Router,
     body::Bytes,
@@ -35,6 +32,9 @@ use kube::core::{
     DynamicObject,
     admission::{AdmissionRequest, AdmissionResponse, AdmissionReview},
 };
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Decode, allow, encode.
 async fn allow(body: Bytes) -> Response {
