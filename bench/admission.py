@@ -159,10 +159,12 @@ def floor(p, out, prefix=()):
     return Server("floor", cmd, port, p, f"{out}/floor.log", prefix=prefix)
 
 
-def oha_cmd(server, endpoint, review, seconds, rate, http2, connections=32):
-    """The oha command of one load run (JSON summary on stdout)."""
+def oha_cmd(server, endpoint, review, seconds, rate, http2, connections=32, requests=None):
+    """The oha command of one load run (JSON summary on stdout): for `seconds`, or for a number
+    of `requests` (bench/instructions_ab.py)."""
+    length = ["-n", str(requests)] if requests else ["-z", f"{seconds}s"]
     cmd = ["taskset", "-c", LOAD_CPU, OHA, "--no-tui", "--output-format", "json",
-           "-z", f"{seconds}s", "-m", "POST", "-D", review, "-T", "application/json",
+           *length, "-m", "POST", "-D", review, "-T", "application/json",
            "--cacert", server.pki["ca"], "--cert", server.pki["client_cert"],
            "--key", server.pki["client_key"], "-t", "10s", "-w"]
     if http2:

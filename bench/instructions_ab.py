@@ -54,10 +54,7 @@ def total(path):
 
 
 def load(server, n, review):
-    cmd = [A.OHA, "--no-tui", "--output-format", "json", "-n", str(n), "-c", str(CONNECTIONS),
-           "-m", "POST", "-D", review, "-T", "application/json",
-           "--cacert", server.pki["ca"], "--cert", server.pki["client_cert"],
-           "--key", server.pki["client_key"], "-t", "60s", f"{server.url}/validate?timeout=10s"]
+    cmd = A.oha_cmd(server, "validate", review, None, None, False, connections=CONNECTIONS, requests=n)
     r = subprocess.run(cmd, capture_output=True, text=True)
     figures = A.oha_figures(cmd, r.returncode, r.stdout, r.stderr)
     if figures["errors"] or figures["requests"] != n:
@@ -68,8 +65,10 @@ def counted(tag, start, n, review):
     """Instructions of a server process that answered n reviews."""
     prefix, path = valgrind(tag, n)
     server = start(prefix)
-    load(server, n, review)
-    server.stop()
+    try:
+        load(server, n, review)
+    finally:
+        server.stop()
     return total(path), path
 
 
