@@ -1,25 +1,35 @@
-//! The object and old object of a review, parsed as raw JSON with a cap on their number of JSON
-//! values (`MAX_PARSED_VALUES`), counted while parsing; `MAX_OBJECT_VALUES`, lower, for the
-//! Gloo objects that are then typed, defaulted and validated.
+//! The object and old object of a review: their JSON text, kept as it came, and their number of
+//! JSON values, counted when the review is read; `MAX_PARSED_VALUES` caps what is ever parsed
+//! into a tree, `MAX_OBJECT_VALUES`, lower, the Gloo objects that are typed, defaulted and
+//! validated.
 //!
-//! Why: what a review costs in memory grows with its number of values, not its bytes. `[{},{}]`
-//! is 3 bytes per value in the body but an 80-byte `Value` in the tree, and every port, host or
-//! client then gets defaulted, typed, validated and reported on: before this cap a 1 MiB review
-//! of empty ports held 480 MB while it was decided (tests/admission_memory.rs), so one user
-//! allowed to create ExternalServices could exhaust the webhook (the apiserver calls the
-//! mutating webhook before it checks the CRD schema). Past the cap the rest of the object is
-//! read and dropped without being stored, and the review is denied with a message that says so.
+//! Why count: what a review costs in memory grows with its number of values, not its bytes.
+//! `[{},{}]` is 3 bytes per value in the body but an 80-byte `Value` in the tree, and every
+//! port, host or client then gets defaulted, typed, validated and reported on: before this cap a
+//! 1 MiB review of empty ports held 480 MB while it was decided (tests/admission_memory.rs), so
+//! one user allowed to create ExternalServices could exhaust the webhook (the apiserver calls the
+//! mutating webhook before it checks the CRD schema). The count is taken by a pass that stores
+//! nothing; past the cap the object is never parsed, and the review is denied with a message that
+//! says so.
+//!
+//! Why keep the text: /validate types a Gloo object straight from it (`Object::gloo_from_text`),
+//! and building a generic tree first cost more than typing itself (an insertion-ordered map,
+//! hashed, per JSON object; a string allocated per key and value; then every string copied again
+//! into the typed object). The tree is parsed on first use, once, by what needs raw JSON: the
+//! defaults patch at /mutate, the guard of the Istio kinds we generate, EgressGuardrails, and
+//! the error path of an object that does not type.
 
-use std::cell::Cell;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::de::{Deserializer, Error as _};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
-/// JSON values (scalars, arrays and objects each count one) parsed of one object; past it the
-/// object is not kept. Generous, because the Istio kinds we guard arrive here too and a
-/// user's own ServiceEntry may list thousands of endpoints (only their labels are read); and
-/// bounded, because its parsed tree is held whatever the kind (`budget::parse_cost`).
+/// JSON values (scalars, arrays and objects each count one) of one object that may be parsed
+/// into a tree; past it the object is not. Generous, because the Istio kinds we guard arrive
+/// here too and a user's own ServiceEntry may list thousands of endpoints (only their labels
+/// are read); and bounded, because that tree is held whatever the kind (`budget::parse_cost`).
 pub const MAX_PARSED_VALUES: usize = 25_000;
 
 /// JSON values of a Gloo object that is defaulted and validated: past it the review is denied
@@ -28,105 +38,130 @@ pub const MAX_PARSED_VALUES: usize = 25_000;
 /// thousand.
 pub const MAX_OBJECT_VALUES: usize = 10_000;
 
-/// An object of a review: its JSON (`Null` when over `MAX_PARSED_VALUES`), how many values it
-/// had (at most one past that cap: counting stops there), and whether it was over.
-#[derive(Debug, Default, Clone, PartialEq)]
+/// An object of a review: its JSON text, how many values it has (at most one past
+/// `MAX_PARSED_VALUES`: counting stops there), whether it was over, and its tree once parsed.
+#[derive(Debug, Clone)]
 pub struct RawObject {
-    pub value: Value,
+    text: Box<RawValue>,
     pub values: usize,
     pub over: bool,
+    tree: OnceLock<Value>,
 }
 
-struct Count {
-    seen: Cell<usize>,
-    limit: usize,
-}
+impl RawObject {
+    /// The object's JSON text, as the review holds it (valid JSON: it was read as such).
+    pub fn text(&self) -> &str {
+        self.text.get()
+    }
 
-impl Count {
-    /// Count one more value; false once past the limit.
-    fn take(&self) -> bool {
-        let n = self.seen.get() + 1;
-        self.seen.set(n.min(self.limit + 1));
-        n <= self.limit
+    /// The object's JSON tree, parsed on the first call; `Null` when over `MAX_PARSED_VALUES`.
+    pub fn value(&self) -> &Value {
+        self.tree.get_or_init(|| self.parse())
+    }
+
+    /// `value`, to change in place (the defaults patch is checked on it); always `Some`.
+    pub fn value_mut(&mut self) -> Option<&mut Value> {
+        self.value();
+        self.tree.get_mut()
+    }
+
+    fn parse(&self) -> Value {
+        if self.over {
+            return Value::Null;
+        }
+        // The text is valid JSON within the recursion limit (the counting pass read all of it
+        // with the same parser and limit), and within `MAX_PARSED_VALUES`, so this parse neither
+        // fails nor grows past what `budget::parse_cost` reserved.
+        serde_json::from_str(self.text.get()).unwrap_or(Value::Null)
     }
 }
 
-/// Deserializes one value, counting it and everything inside; past the limit, yields `Null`
-/// and skips the rest without storing it.
-struct Bounded<'a>(&'a Count);
+/// How deep an object may nest: serde_json's recursion limit for a document of its own (128
+/// levels taken on entering, refused on reaching zero), which the object's typed decode and its
+/// tree, both parsed from its text alone, are held to. The review around it takes two levels,
+/// so a tree parse of the whole review allowed the object two levels fewer; this is no looser
+/// a bound on the stack.
+const MAX_DEPTH: usize = 127;
 
-impl<'de> DeserializeSeed<'de> for Bounded<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        if self.0.take() {
-            d.deserialize_any(self)
-        } else {
-            IgnoredAny::deserialize(d).map(|_| Value::Null)
+/// What scanning an object's text found wrong.
+#[derive(Debug, PartialEq)]
+enum ScanError {
+    TooDeep,
+}
+
+/// The number of JSON values of `text` (scalars, arrays and objects; keys are not values), up
+/// to one past `limit`, and whether it nests within `MAX_DEPTH`.
+///
+/// Written here rather than read with a serde visitor (as it first was): the text has just been
+/// checked by serde_json (captured as a `RawValue`), and a second serde pass to count it cost
+/// about 4,000 instructions per review of the running example, a tenth of what typing and
+/// validating it costs; this scan costs a fraction of that (bench/instructions_ab.py). It
+/// relies on the text being valid JSON only for the count to be right: on any bytes it ends,
+/// without panicking. The count: every value but the outermost is an element of an array or a
+/// member of an object, and a container of n elements holds n - 1 commas, so the values are 1 +
+/// the commas + the containers that are not empty (commas and brackets inside strings do not
+/// count). The tests hold it to a serde visitor that counts each value it visits.
+fn count(text: &str, limit: usize) -> Result<usize, ScanError> {
+    let bytes = text.as_bytes();
+    let (mut commas, mut filled, mut depth) = (0usize, 0usize, 0usize);
+    // Just after an opening bracket: the next token says whether the container is empty.
+    let mut opened = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
+        if b.is_ascii_whitespace() {
+            continue;
+        }
+        if opened && b != b']' && b != b'}' {
+            filled += 1;
+        }
+        opened = false;
+        match b {
+            // To the closing quote; an escaped character is skipped with its backslash.
+            b'"' => loop {
+                let Some(at) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
+                    i = bytes.len();
+                    break;
+                };
+                i += at + 1;
+                if bytes[i - 1] == b'"' {
+                    break;
+                }
+                i = (i + 1).min(bytes.len());
+            },
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ScanError::TooDeep);
+                }
+                opened = true;
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' => commas += 1,
+            _ => {}
         }
     }
-}
-
-impl<'de> Visitor<'de> for Bounded<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Bounded(self.0))? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            // A duplicate key keeps the last value, as serde_json's own `Value` does.
-            let v = map.next_value_seed(Bounded(self.0))?;
-            out.insert(key, v);
-        }
-        Ok(Value::Object(out))
-    }
+    let values = 1 + commas + filled;
+    Ok(values.min(limit + 1))
 }
 
 impl<'de> Deserialize<'de> for RawObject {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let count = Count {
-            seen: Cell::new(0),
-            limit: MAX_PARSED_VALUES,
-        };
-        let value = Bounded(&count).deserialize(d)?;
-        let values = count.seen.get();
-        let over = values > MAX_PARSED_VALUES;
+        // Capturing the text checks its syntax but not its depth (serde_json skips it without
+        // recursing): the count checks that, so an object nested too deep is refused here, as
+        // a tree parse of the whole review refused it.
+        let text = Box::<RawValue>::deserialize(d)?;
+        let values = count(text.get(), MAX_PARSED_VALUES).map_err(|ScanError::TooDeep| {
+            D::Error::custom(format_args!(
+                "recursion limit exceeded: the object nests deeper than {MAX_DEPTH} levels"
+            ))
+        })?;
         Ok(RawObject {
-            value: if over { Value::Null } else { value },
+            text,
             values,
-            over,
+            over: values > MAX_PARSED_VALUES,
+            tree: OnceLock::new(),
         })
     }
 }
@@ -134,45 +169,166 @@ impl<'de> Deserialize<'de> for RawObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
     fn parse(text: &str) -> RawObject {
         serde_json::from_str(text).unwrap()
     }
 
-    #[test]
-    fn values_are_counted_and_kept_under_the_cap() {
-        let o = parse(r#"{"a": [1, "x", null, {"b": true}], "c": 1.5}"#);
-        assert_eq!(o.values, 8);
-        assert!(!o.over);
-        assert_eq!(
-            o.value,
-            serde_json::json!({"a": [1, "x", null, {"b": true}], "c": 1.5})
-        );
+    /// The oracle: serde_json reads the text and this visitor counts each value it visits.
+    struct Counted<'a>(&'a std::cell::Cell<usize>);
+
+    impl<'de> DeserializeSeed<'de> for Counted<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            self.0.set(self.0.get() + 1);
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Counted<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Counted(self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while map.next_key::<IgnoredAny>()?.is_some() {
+                map.next_value_seed(Counted(self.0))?;
+            }
+            Ok(())
+        }
+    }
+
+    fn oracle(text: &str) -> usize {
+        let n = std::cell::Cell::new(0);
+        let mut de = serde_json::Deserializer::from_str(text);
+        Counted(&n).deserialize(&mut de).unwrap();
+        n.get()
+    }
+
+    /// JSON with the characters the scan must not take for structure: quotes, backslashes,
+    /// brackets, braces and commas inside strings and keys, escapes, non-ASCII, empty
+    /// containers, nesting.
+    fn json() -> impl Strategy<Value = Value> {
+        let text = "[a-z\"\\\\\\[\\]{},: \\n\\t\\u{0}é😀]{0,6}";
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            text.prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 64, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((text, inner), 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_scan_counts_what_serde_visits(v in json()) {
+            for text in [serde_json::to_string(&v).unwrap(), serde_json::to_string_pretty(&v).unwrap()] {
+                prop_assert_eq!(count(&text, usize::MAX - 1), Ok(oracle(&text)), "{}", text);
+            }
+        }
     }
 
     #[test]
-    fn past_the_cap_nothing_is_kept() {
+    fn the_scan_survives_what_is_not_json() {
+        for text in ["", "\"", "\"\\", "[\"a\\\"]", "]]]", "{,,,", "\\", "[\"\\"] {
+            let _ = count(text, 10);
+        }
+        assert_eq!(count("  [ ]  ", 10), Ok(1));
+        assert_eq!(count("[{},[],{\"a\":[]}]", 10), Ok(5));
+    }
+
+    #[test]
+    fn values_are_counted_and_the_text_kept_under_the_cap() {
+        let text = r#"{"a": [1, "x\n", null, {"b": true}], "c": 1.5}"#;
+        let o = parse(text);
+        assert_eq!(o.values, 8);
+        assert!(!o.over);
+        assert_eq!(o.text(), text);
+        assert!(o.tree.get().is_none(), "no tree until one is asked for");
+        assert_eq!(
+            *o.value(),
+            serde_json::json!({"a": [1, "x\n", null, {"b": true}], "c": 1.5})
+        );
+        let mut o = o;
+        o.value_mut().unwrap()["c"] = 2.into();
+        assert_eq!(o.value()["c"], 2);
+    }
+
+    #[test]
+    fn past_the_cap_nothing_is_parsed() {
         let n = MAX_PARSED_VALUES;
         let at_cap = format!("[{}]", vec!["{}"; n - 1].join(","));
         let o = parse(&at_cap);
         assert_eq!((o.values, o.over), (n, false));
-        assert_eq!(o.value.as_array().unwrap().len(), n - 1);
+        assert_eq!(o.value().as_array().unwrap().len(), n - 1);
         let over = format!("[{}]", vec!["{}"; n * 3].join(","));
         let o = parse(&over);
-        assert_eq!((o.values, o.over, o.value), (n + 1, true, Value::Null));
+        assert_eq!((o.values, o.over, o.value()), (n + 1, true, &Value::Null));
     }
 
     #[test]
     fn bad_json_and_deep_nesting_are_errors() {
         assert_eq!(
-            parse(r#"{"a": 1, "a": 2}"#).value,
+            *parse(r#"{"a": 1, "a": 2}"#).value(),
             serde_json::json!({"a": 2})
         );
         assert!(serde_json::from_str::<RawObject>(r#"{"a": }"#).is_err());
-        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert!(
-            serde_json::from_str::<RawObject>(&deep).is_err(),
-            "recursion limit"
-        );
+        // Inside a document, as in a review: capturing the text alone would not see the depth.
+        let deep = |depth: usize, open: &str, close: &str| {
+            format!("{}1{}", open.repeat(depth), close.repeat(depth))
+        };
+        let nested = |depth: usize, open: &str, close: &str| {
+            format!(r#"{{"object": {}, "after": 1}}"#, deep(depth, open, close))
+        };
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Holder {
+            object: RawObject,
+        }
+        for (open, close) in [("[", "]"), (r#"{"a":"#, "}")] {
+            // As deep as serde_json parses a document of its own: the tree parses.
+            let ok = serde_json::from_str::<Holder>(&nested(MAX_DEPTH, open, close)).unwrap();
+            assert_eq!(ok.object.values, MAX_DEPTH + 1);
+            assert!(ok.object.value().is_array() || ok.object.value().is_object());
+            assert!(
+                serde_json::from_str::<Value>(&deep(MAX_DEPTH + 1, open, close)).is_err(),
+                "one level more is past serde_json's own limit"
+            );
+            for depth in [MAX_DEPTH + 1, 10_000] {
+                let e = serde_json::from_str::<Holder>(&nested(depth, open, close)).unwrap_err();
+                assert!(e.to_string().contains("recursion limit"), "{e}");
+            }
+        }
     }
 }

@@ -32,12 +32,15 @@ pub const TREE_BYTES_PER_BODY_BYTE: usize = TREE_BYTES_PER_VALUE / 2;
 /// (an empty port gets defaulted fields and findings with messages).
 pub const DECIDE_BYTES_PER_VALUE: usize = 2048;
 
-/// What parsing a body of `len` bytes may hold: its strings, and `TREE_BYTES_PER_VALUE` per
-/// value, of which a body has at most one every two bytes and a review at most twice
+/// What parsing a body of `len` bytes may hold: the objects' text, kept (`bounded`), at most
+/// `len`; their trees, when parsed: their strings, and `TREE_BYTES_PER_VALUE` per value, of
+/// which a body has at most one every two bytes and a review at most twice
 /// `MAX_PARSED_VALUES` (object and old object; the rest of a review is small typed fields).
 pub fn parse_cost(len: usize) -> usize {
-    len.saturating_mul(TREE_BYTES_PER_BODY_BYTE)
-        .min(len.saturating_add(2 * MAX_PARSED_VALUES * TREE_BYTES_PER_VALUE))
+    len.saturating_add(
+        len.saturating_mul(TREE_BYTES_PER_BODY_BYTE)
+            .min(len.saturating_add(2 * MAX_PARSED_VALUES * TREE_BYTES_PER_VALUE)),
+    )
 }
 
 /// What deciding on objects of `values` JSON values may hold.
@@ -161,13 +164,14 @@ mod tests {
     #[test]
     fn the_default_holds_two_of_the_largest_reviews() {
         let max = max_review_cost(7 << 20);
-        // 7 MiB body + 7 MiB of strings + 20 MB of tree + 41 MB to decide two objects at the cap.
-        assert_eq!(max, (7 << 20) * 2 + 2 * 25_000 * 400 + 2 * 10_000 * 2048);
+        // 7 MiB body + 7 MiB of objects' text + 7 MiB of strings + 20 MB of tree + 41 MB to
+        // decide two objects at the cap.
+        assert_eq!(max, (7 << 20) * 3 + 2 * 25_000 * 400 + 2 * 10_000 * 2048);
         assert_eq!(default_max_inflight_bytes(7 << 20), 2 * max);
         assert_eq!(
             parse_cost(1000),
-            200_000,
-            "small bodies: 200 bytes per byte"
+            201_000,
+            "small bodies: their text and 200 bytes per byte"
         );
         assert_eq!(default_max_inflight_bytes(usize::MAX), usize::MAX);
         assert!(!ByteBudget::new(10).try_reserve(&mut Reservation::default(), usize::MAX));

@@ -17,7 +17,7 @@
 //!
 //! **Worst-case RSS** is `--max-inflight-bytes`, plus `--max-connections` times
 //! `PER_CONNECTION_BYTES`, plus the catalog (the objects in the cluster) and the process at
-//! rest. With the defaults: 151 MB, plus 1024 × 768 KiB (768 MiB), plus the catalog and the
+//! rest. With the defaults: 166 MB, plus 1024 × 768 KiB (768 MiB), plus the catalog and the
 //! process at rest (44 MB for the debug build with the example catalog, measured by the test
 //! below). Kernel socket buffers are not the process's RSS. `tests/admission_rss.rs` drives the
 //! worst case it can and reads VmHWM: 211 KB per HTTP/2 connection and 50 KB per HTTP/1.1 one

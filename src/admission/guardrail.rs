@@ -40,7 +40,7 @@ pub fn validate(req: &RequestIn, outcome: &mut Outcome, snap: &Snapshot) {
         );
         return;
     }
-    let g: EgressGuardrail = match serde_path_to_error::deserialize(&raw.value) {
+    let g: EgressGuardrail = match serde_path_to_error::deserialize(raw.value()) {
         Ok(g) => g,
         Err(e) => {
             let (path, message) = (e.path().to_string(), e.inner().to_string());

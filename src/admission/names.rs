@@ -34,7 +34,16 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
 /// An absent or empty name is left to the apiserver (`generateName` fills it later).
 pub fn bad_identity(object: &Value) -> Option<String> {
     let meta = object.get("metadata")?;
-    if let Some(name) = meta.get("name").and_then(Value::as_str)
+    bad_name_or_namespace(
+        meta.get("name").and_then(Value::as_str),
+        meta.get("namespace").and_then(Value::as_str),
+    )
+}
+
+/// `bad_identity` of an object's `metadata.name` and `.namespace` (`None`: absent or not a
+/// string, which is left to the apiserver or to the object's decoding).
+pub fn bad_name_or_namespace(name: Option<&str>, namespace: Option<&str>) -> Option<String> {
+    if let Some(name) = name
         && !name.is_empty()
         && !is_dns1123_subdomain(name)
     {
@@ -46,7 +55,7 @@ pub fn bad_identity(object: &Value) -> Option<String> {
             what_else(name)
         ));
     }
-    if let Some(ns) = meta.get("namespace").and_then(Value::as_str)
+    if let Some(ns) = namespace
         && !ns.is_empty()
         && !is_dns1123_label(ns)
     {

@@ -40,7 +40,7 @@ pub struct RequestIn {
     pub name: Option<String>,
     pub namespace: Option<String>,
     pub operation: Option<String>,
-    /// Raw JSON, with its number of values (`bounded`).
+    /// JSON text, with its number of values, and its tree once asked for (`bounded`).
     pub object: Option<RawObject>,
     pub old_object: Option<RawObject>,
     pub dry_run: Option<bool>,
@@ -63,17 +63,22 @@ pub struct GroupVersionKind {
 }
 
 impl RequestIn {
-    /// The object's JSON, unless absent or past `MAX_PARSED_VALUES`.
-    pub fn object_json(&self) -> Option<&Value> {
-        self.object.as_ref().filter(|o| !o.over).map(|o| &o.value)
+    /// The object, unless absent or past `MAX_PARSED_VALUES`.
+    pub fn readable_object(&self) -> Option<&RawObject> {
+        self.object.as_ref().filter(|o| !o.over)
     }
 
-    /// The old object's JSON, unless absent or past `MAX_PARSED_VALUES`.
+    /// The object's JSON tree (parsed on first use), unless absent or past `MAX_PARSED_VALUES`.
+    pub fn object_json(&self) -> Option<&Value> {
+        self.readable_object().map(RawObject::value)
+    }
+
+    /// The old object's JSON tree, unless absent or past `MAX_PARSED_VALUES`.
     pub fn old_object_json(&self) -> Option<&Value> {
         self.old_object
             .as_ref()
             .filter(|o| !o.over)
-            .map(|o| &o.value)
+            .map(RawObject::value)
     }
 
     /// JSON values of the objects that deciding types, defaults and validates (what a review
@@ -328,9 +333,10 @@ fn uid_hint(body: &[u8]) -> Option<String> {
 
 /// Decode the body into a request, or the 400 outcome that says why not.
 ///
-/// One parse: the body goes straight into `RequestIn`, whose `object` and `oldObject` stay raw
-/// JSON (`Value`): the defaults patch is computed against them, because our typed structs drop
-/// fields they do not know. Only a body that fails is scanned a second time, for its uid.
+/// One parse: the body goes straight into `RequestIn`, whose `object` and `oldObject` stay JSON
+/// text (`bounded`): the defaults patch is computed against their raw JSON, because our typed
+/// structs drop fields they do not know. Only a body that fails is scanned a second time, for
+/// its uid.
 pub fn decode(body: &[u8]) -> Result<RequestIn, Box<Outcome>> {
     let review: ReviewIn = serde_json::from_slice(body).map_err(|e| {
         let what = if e.is_data() {
@@ -507,19 +513,31 @@ pub fn decide(
         outcome.deny(422, "Invalid", too_large(kind.as_str(), MAX_OBJECT_VALUES));
         return outcome;
     }
+    let written = matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE"));
+    // The object typed from its text, when it is plainly one of `kind` (nearly always): no
+    // JSON tree is built for it (`Object::gloo_from_text`). Otherwise the tree's path below
+    // reads it as before and says what is wrong.
+    let fast = written
+        .then(|| req.readable_object())
+        .flatten()
+        .and_then(|o| Object::gloo_from_text(o.text(), kind));
     // A name the apiserver would refuse reaches /mutate before the apiserver checks it (and
     // anything reaches us from a client that is not the apiserver): denied here, at both
     // endpoints, naming the field, rather than turned into companion names.
-    if matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE"))
-        && let Some(problem) = req.object_json().and_then(names::bad_identity)
-    {
-        let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
-        outcome.deny(422, "Invalid", format!("{id}: {problem}"));
-        return outcome;
+    if written {
+        let problem = match &fast {
+            Some(obj) => names::bad_name_or_namespace(obj.meta_name(), obj.meta_namespace()),
+            None => req.object_json().and_then(names::bad_identity),
+        };
+        if let Some(problem) = problem {
+            let id = format!("{} {}/{}", outcome.kind, outcome.namespace, outcome.name);
+            outcome.deny(422, "Invalid", format!("{id}: {problem}"));
+            return outcome;
+        }
     }
     match endpoint {
-        Endpoint::Mutate => mutate(req, kind, &mut outcome, opts),
-        Endpoint::Validate => validate(req, kind, &mut outcome, snap, opts),
+        Endpoint::Mutate => mutate(req, kind, &mut outcome, opts, fast),
+        Endpoint::Validate => validate(req, kind, &mut outcome, snap, opts, fast),
     }
     outcome
 }
@@ -534,17 +552,25 @@ fn too_large(kind: &str, cap: usize) -> String {
 /// A Gloo object of the review, typed, if it is within `MAX_OBJECT_VALUES` and decodes into
 /// `kind`: an old object that is not is treated as absent.
 fn small_typed(raw: Option<&RawObject>, kind: GlooKind) -> Option<Object> {
-    raw.filter(|o| o.values <= MAX_OBJECT_VALUES)
-        .and_then(|o| Object::from_json(&o.value).ok())
-        .filter(|o| o.gloo_kind() == Some(kind))
+    let raw = raw.filter(|o| o.values <= MAX_OBJECT_VALUES)?;
+    Object::gloo_from_text(raw.text(), kind).or_else(|| {
+        Object::from_json(raw.value())
+            .ok()
+            .filter(|o| o.gloo_kind() == Some(kind))
+    })
 }
 
-/// The raw and typed object of a CREATE or UPDATE; the denial when it is missing or unreadable.
-fn request_object<'a>(
-    req: &'a RequestIn,
+/// The typed object of a CREATE or UPDATE (`fast`: already typed from its text); the denial
+/// when it is missing or unreadable.
+fn request_object(
+    req: &RequestIn,
     kind: GlooKind,
     outcome: &mut Outcome,
-) -> Option<(&'a Value, Object)> {
+    fast: Option<Object>,
+) -> Option<Object> {
+    if fast.is_some() {
+        return fast;
+    }
     let Some(raw) = req.object_json() else {
         outcome.deny(
             400,
@@ -553,7 +579,7 @@ fn request_object<'a>(
         );
         return None;
     };
-    typed(raw, kind, outcome).map(|obj| (raw, obj))
+    typed(raw, kind, outcome)
 }
 
 /// Defaults as a JSONPatch computed against the raw object: the typed before/after pair names
@@ -561,11 +587,17 @@ fn request_object<'a>(
 /// do not know survive (typed structs drop them). The check applies the patch to the request's
 /// own object, in place, rather than to a copy: a multi-megabyte object is not duplicated
 /// (`budget::decide_cost`). A patch that fails is undone by json-patch.
-fn mutate(req: &mut RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Options) {
+fn mutate(
+    req: &mut RequestIn,
+    kind: GlooKind,
+    outcome: &mut Outcome,
+    opts: &Options,
+    fast: Option<Object>,
+) {
     if !matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE")) {
         return;
     }
-    let Some((_, obj)) = request_object(req, kind, outcome) else {
+    let Some(obj) = request_object(req, kind, outcome, fast) else {
         return;
     };
     let before = obj.to_value();
@@ -587,7 +619,7 @@ fn mutate(req: &mut RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Opt
     if patch.0.is_empty() {
         return;
     }
-    let Some(raw) = req.object.as_mut().map(|o| &mut o.value) else {
+    let Some(raw) = req.object.as_mut().and_then(RawObject::value_mut) else {
         return;
     };
     if let Err(e) = json_patch::patch(raw, &patch) {
@@ -615,10 +647,11 @@ fn validate(
     outcome: &mut Outcome,
     snap: &Snapshot,
     opts: &Options,
+    fast: Option<Object>,
 ) {
     let findings = match req.operation.as_deref() {
         Some("CREATE" | "UPDATE") => {
-            let Some((_, obj)) = request_object(req, kind, outcome) else {
+            let Some(obj) = request_object(req, kind, outcome, fast) else {
                 return;
             };
             // An old object we cannot read is validated as a create: no finding depends on it

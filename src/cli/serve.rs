@@ -93,7 +93,7 @@ pub struct ServeArgs {
     pub max_connections: usize,
     /// Memory of the reviews in flight across all connections (bodies, parsed and decided, as
     /// estimated by upper bounds); a review past it is answered 429 with Retry-After (the
-    /// apiserver retries). Default: two of the largest reviews (151 MB with the default
+    /// apiserver retries). Default: two of the largest reviews (166 MB with the default
     /// --max-body-bytes).
     #[arg(long)]
     pub max_inflight_bytes: Option<usize>,

@@ -1,10 +1,13 @@
 //! One input object of any kind the core understands, decoded from raw JSON.
 
+use std::borrow::Cow;
+
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::api::{AccessPolicy, ExternalService, VirtualGateway};
+use crate::api::{AccessPolicy, ExternalService, VirtualGateway, meta::Meta};
 
 use super::findings::ObjectId;
 
@@ -32,6 +35,14 @@ impl GlooKind {
             GlooKind::ExternalService => "ExternalService",
             GlooKind::VirtualGateway => "VirtualGateway",
             GlooKind::AccessPolicy => "AccessPolicy",
+        }
+    }
+
+    /// The `apiVersion` of objects of this kind (the one version we read).
+    pub const fn api_version(self) -> &'static str {
+        match self {
+            GlooKind::ExternalService | GlooKind::VirtualGateway => "networking.gloo.solo.io/v2",
+            GlooKind::AccessPolicy => "security.policy.gloo.solo.io/v2",
         }
     }
 
@@ -69,6 +80,20 @@ pub enum DecodeError {
     },
 }
 
+/// A Gloo object's fields as its JSON text holds them, `apiVersion` and `kind` included (the
+/// kinds' own types ignore them, as kube's generated ones do).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Tagged<'a, S, St> {
+    #[serde(borrow)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    metadata: Meta,
+    spec: S,
+    status: Option<St>,
+}
+
 /// `value` as a `T`, or the error naming the field path. The path is tracked only once the
 /// plain decode has failed: tracking it costs every field of every object a push and a pop,
 /// and nearly every object decodes (each review's object at /validate, each catalog object at
@@ -103,18 +128,13 @@ impl Object {
     pub fn from_json(value: &Value) -> Result<Object, DecodeError> {
         let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or("");
         let (api_version, kind) = (field("apiVersion"), field("kind"));
-        let obj = match (api_version, kind) {
-            ("networking.gloo.solo.io/v2", "ExternalService") => {
-                Object::ExternalService(typed(value)?)
-            }
-            ("networking.gloo.solo.io/v2", "VirtualGateway") => {
-                Object::VirtualGateway(typed(value)?)
-            }
-            ("security.policy.gloo.solo.io/v2", "AccessPolicy") => {
-                Object::AccessPolicy(typed(value)?)
-            }
-            ("v1", "Service") => Object::Service(typed(value)?),
-            ("v1", "ServiceAccount") => Object::ServiceAccount(typed(value)?),
+        let gloo = GlooKind::from_name(kind).filter(|k| k.api_version() == api_version);
+        let obj = match (gloo, api_version, kind) {
+            (Some(GlooKind::ExternalService), ..) => Object::ExternalService(typed(value)?),
+            (Some(GlooKind::VirtualGateway), ..) => Object::VirtualGateway(typed(value)?),
+            (Some(GlooKind::AccessPolicy), ..) => Object::AccessPolicy(typed(value)?),
+            (None, "v1", "Service") => Object::Service(typed(value)?),
+            (None, "v1", "ServiceAccount") => Object::ServiceAccount(typed(value)?),
             _ => {
                 return Err(DecodeError::Unhandled {
                     api_version: api_version.to_string(),
@@ -123,6 +143,51 @@ impl Object {
             }
         };
         Ok(obj)
+    }
+
+    /// `from_json` of an object of the Gloo kind `kind` straight from its JSON text, without
+    /// the generic tree (the admission path: building that tree cost more than typing, see
+    /// `admission::bounded`). `None` when the text is not plainly such an object: another
+    /// apiVersion or kind, a type error, a repeated field (which a tree would have collapsed
+    /// to its last value). The caller then takes `from_json`'s path, which gives the same
+    /// object or says what is wrong; when this gives `Some`, `from_json` gives the same
+    /// object (tests/fuzz_admission.rs holds the two to it).
+    pub fn gloo_from_text(text: &str, kind: GlooKind) -> Option<Object> {
+        fn read<'a, S: Deserialize<'a>, St: Deserialize<'a>>(
+            text: &'a str,
+            kind: GlooKind,
+        ) -> Option<(Meta, S, Option<St>)> {
+            let t: Tagged<S, St> = serde_json::from_str(text).ok()?;
+            (t.api_version.as_deref() == Some(kind.api_version())
+                && t.kind.as_deref() == Some(kind.as_str()))
+            .then_some((t.metadata, t.spec, t.status))
+        }
+        Some(match kind {
+            GlooKind::ExternalService => {
+                let (metadata, spec, status) = read(text, kind)?;
+                Object::ExternalService(ExternalService {
+                    metadata,
+                    spec,
+                    status,
+                })
+            }
+            GlooKind::VirtualGateway => {
+                let (metadata, spec, status) = read(text, kind)?;
+                Object::VirtualGateway(VirtualGateway {
+                    metadata,
+                    spec,
+                    status,
+                })
+            }
+            GlooKind::AccessPolicy => {
+                let (metadata, spec, status) = read(text, kind)?;
+                Object::AccessPolicy(AccessPolicy {
+                    metadata,
+                    spec,
+                    status,
+                })
+            }
+        })
     }
 
     pub fn to_value(&self) -> Value {
@@ -157,6 +222,16 @@ impl Object {
             Object::Service(o) => fields!(o.metadata),
             Object::ServiceAccount(o) => fields!(o.metadata),
         }
+    }
+
+    /// `metadata.name` as written (`name` shows an absent one as "").
+    pub fn meta_name(&self) -> Option<&str> {
+        self.meta_fields().1
+    }
+
+    /// `metadata.namespace` as written (`namespace` shows an absent one as "default").
+    pub fn meta_namespace(&self) -> Option<&str> {
+        self.meta_fields().0
     }
 
     pub fn uid(&self) -> Option<&str> {
