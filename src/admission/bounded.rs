@@ -89,61 +89,95 @@ enum ScanError {
     TooDeep,
 }
 
+/// The bytes the scan acts on outside strings; it steps over the rest (colons, numbers,
+/// literals, whitespace) with one lookup each.
+static STRUCTURE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut k = 0;
+    let acted_on = *b"\"{}[],";
+    while k < acted_on.len() {
+        t[acted_on[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
 /// The number of JSON values of `text` (scalars, arrays and objects; keys are not values), up
 /// to one past `limit`, and whether it nests within `MAX_DEPTH`.
 ///
 /// Written here rather than read with a serde visitor (as it first was): the text has just been
 /// checked by serde_json (captured as a `RawValue`), and a second serde pass to count it cost
-/// about 4,000 instructions per review of the running example, a tenth of what typing and
-/// validating it costs; this scan costs a fraction of that (bench/instructions_ab.py). It
-/// relies on the text being valid JSON only for the count to be right: on any bytes it ends,
-/// without panicking. The count: every value but the outermost is an element of an array or a
-/// member of an object, and a container of n elements holds n - 1 commas, so the values are 1 +
-/// the commas + the containers that are not empty (commas and brackets inside strings do not
-/// count). The tests hold it to a serde visitor that counts each value it visits.
+/// more than this scan (bench/results/profile-closed-loop.md). It relies on the text being
+/// valid JSON only for the count to be right: on any bytes it ends, without panicking. The
+/// count: every value but the outermost is an element of an array or a member of an object, and
+/// a container of n elements holds n - 1 commas, so the values are 1 + the commas + the
+/// containers that are not empty (commas and brackets inside strings do not count). The tests
+/// hold it to a serde visitor that counts each value it visits.
 fn count(text: &str, limit: usize) -> Result<usize, ScanError> {
     let bytes = text.as_bytes();
-    let (mut commas, mut filled, mut depth) = (0usize, 0usize, 0usize);
-    // Just after an opening bracket: the next token says whether the container is empty.
-    let mut opened = false;
+    let (mut commas, mut containers, mut empty, mut depth) = (0usize, 0usize, 0usize, 0usize);
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    while let Some(&b) = bytes.get(i) {
         i += 1;
-        if b.is_ascii_whitespace() {
+        if !STRUCTURE[usize::from(b)] {
             continue;
         }
-        if opened && b != b']' && b != b'}' {
-            filled += 1;
-        }
-        opened = false;
         match b {
-            // To the closing quote; an escaped character is skipped with its backslash.
-            b'"' => loop {
-                let Some(at) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
-                    i = bytes.len();
-                    break;
-                };
-                i += at + 1;
-                if bytes[i - 1] == b'"' {
-                    break;
-                }
-                i = (i + 1).min(bytes.len());
-            },
+            b'"' => i = string_end(bytes, i),
             b'{' | b'[' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return Err(ScanError::TooDeep);
                 }
-                opened = true;
+                containers += 1;
+                // Empty when the next token closes it: then it is passed over whole.
+                let mut next = i;
+                while bytes.get(next).is_some_and(u8::is_ascii_whitespace) {
+                    next += 1;
+                }
+                if let Some(b']' | b'}') = bytes.get(next) {
+                    empty += 1;
+                    depth -= 1;
+                    i = next + 1;
+                }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
-            b',' => commas += 1,
-            _ => {}
+            _ => commas += 1,
         }
     }
-    let values = 1 + commas + filled;
-    Ok(values.min(limit + 1))
+    Ok((1 + commas + containers - empty).min(limit + 1))
+}
+
+/// Just past the closing quote of the string whose contents start at `i` (an escaped character
+/// is skipped with its backslash); the end of `bytes` if the string does not close.
+///
+/// Eight bytes at a time while none is a quote or a backslash: most of an object's bytes are
+/// in its strings, most strings are short (keys, names), and a library search (memchr) scans
+/// strings shorter than its 32-byte vectors a byte at a time.
+fn string_end(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `w` that is zero; exact for the lowest such byte, which is
+    // the only one read (a borrow can mark bytes above it).
+    let zeros = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    loop {
+        while let Some(chunk) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            let w = u64::from_le_bytes(*chunk);
+            let hits = zeros(w ^ (ONES * u64::from(b'"'))) | zeros(w ^ (ONES * u64::from(b'\\')));
+            if hits != 0 {
+                i += (hits.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        // At a quote or backslash, or within the last eight bytes.
+        match bytes.get(i) {
+            None => return bytes.len(),
+            Some(b'"') => return i + 1,
+            Some(b'\\') => i = (i + 2).min(bytes.len()),
+            Some(_) => i += 1,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for RawObject {

@@ -36,21 +36,27 @@ pub struct ObjectId {
     pub name: String,
 }
 
+impl ObjectId {
+    /// `Kind namespace/name` (`Kind name` when cluster-scoped, as an EgressGuardrail), each
+    /// part escaped (`text`): names come from objects, and no id may carry a control character
+    /// into a message or log line. Pieces pushed rather than `write!`n: a finding's line is
+    /// built on every review that has one (`Finding::summary`).
+    fn push_to(&self, out: &mut String) {
+        out.push_str(&printable(&self.kind));
+        out.push(' ');
+        if !self.namespace.is_empty() {
+            out.push_str(&printable(&self.namespace));
+            out.push('/');
+        }
+        out.push_str(&printable(&self.name));
+    }
+}
+
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Names come from objects: escaped (`text`), so that no id can carry a control
-        // character into a message or log line.
-        if self.namespace.is_empty() {
-            // A cluster-scoped object (EgressGuardrail).
-            return write!(f, "{} {}", printable(&self.kind), printable(&self.name));
-        }
-        write!(
-            f,
-            "{} {}/{}",
-            printable(&self.kind),
-            printable(&self.namespace),
-            printable(&self.name)
-        )
+        let mut id = String::new();
+        self.push_to(&mut id);
+        f.write_str(&id)
     }
 }
 
@@ -70,10 +76,20 @@ impl Finding {
     /// Paths and messages quote values of the object: the line is escaped (`text`), so it
     /// stays one line of printable text whatever the object holds.
     pub fn summary(&self) -> String {
-        let line = format!(
-            "{}: {}: {} [{}]",
-            self.object, self.path, self.message, self.rule
+        let id = &self.object;
+        let mut line = String::with_capacity(
+            id.kind.len()
+                + id.namespace.len()
+                + id.name.len()
+                + self.path.len()
+                + self.message.len()
+                + self.rule.len()
+                + 9,
         );
+        id.push_to(&mut line);
+        for piece in [": ", &self.path, ": ", &self.message, " [", self.rule, "]"] {
+            line.push_str(piece);
+        }
         // Not copied when there is nothing to escape (a denial can carry thousands of lines).
         let escaped = match printable(&line) {
             std::borrow::Cow::Owned(s) => Some(s),
@@ -163,4 +179,48 @@ impl Report {
 /// True when any finding is an error.
 pub fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(namespace: &str, name: &str, message: &str) -> Finding {
+        Finding {
+            severity: Severity::Warning,
+            object: ObjectId {
+                kind: "ExternalService".into(),
+                namespace: namespace.into(),
+                name: name.into(),
+            },
+            path: "spec.ports[0]".into(),
+            message: message.into(),
+            rule: "E25",
+        }
+    }
+
+    #[test]
+    fn a_line_names_the_object_the_field_and_the_rule_escaped() {
+        let f = finding("global", "httpbin.org", "no CA");
+        assert_eq!(
+            f.summary(),
+            "ExternalService global/httpbin.org: spec.ports[0]: no CA [E25]"
+        );
+        assert_eq!(
+            f.to_string(),
+            "warning: ExternalService global/httpbin.org: spec.ports[0]: no CA [E25]"
+        );
+        assert_eq!(f.object.to_string(), "ExternalService global/httpbin.org");
+        let cluster = finding("", "g", "m");
+        assert_eq!(
+            cluster.summary(),
+            "ExternalService g: spec.ports[0]: m [E25]"
+        );
+        assert_eq!(cluster.object.to_string(), "ExternalService g");
+        let hostile = finding("ns\u{1b}", "a\u{202e}b", "line\nbreak");
+        assert_eq!(
+            hostile.summary(),
+            "ExternalService ns\\u{1b}/a\\u{202e}b: spec.ports[0]: line\\nbreak [E25]"
+        );
+    }
 }
