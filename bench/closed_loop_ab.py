@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Closed-loop /validate over HTTP/1.1 of several `serve` binaries next to the floor, alternating, in
+"""Closed-loop /validate over HTTP/1.1 (or HTTP/2) of several `serve` binaries next to the floor, alternating, in
 one run: for judging a change to the review path (build the binary before and after, pass both).
 
 Each round runs the floor, then every binary, each on a fresh process with the running example and
@@ -10,7 +10,7 @@ CPU and saturated, rate ratio and CPU ratio agree, and the CPU figure says where
 Timings on a shared host move with its load: read the ratios of one round, never figures from
 different runs.
 
-usage: OHA=... closed_loop_ab.py SECONDS ROUNDS BINARY...   (REVIEW=path to change the review)
+usage: OHA=... closed_loop_ab.py SECONDS ROUNDS BINARY...   (REVIEW=path to change the review; HTTP2=1)
 """
 import json
 import os
@@ -25,6 +25,8 @@ os.chdir(root)
 pki = A.pki("bench/out/admission/pki")
 objects = ["manifests/examples", "bench/out/admission/catalog-41k.yaml"]
 review = os.environ.get("REVIEW", "bench/out/admission/reviews/es-create.json")
+# HTTP2=1: one HTTP/2 connection of multiplexed streams, as make bench's h2 rows.
+HTTP2 = os.environ.get("HTTP2") == "1"
 out = "bench/out/closed-loop-ab"
 os.makedirs(out, exist_ok=True)
 ticks = os.sysconf("SC_CLK_TCK")
@@ -37,7 +39,7 @@ def cpu_seconds(pid):
 
 def run(name, server):
     before = cpu_seconds(server.proc.pid)
-    r = A.oha(server, "validate", review, secs, None, False)
+    r = A.oha(server, "validate", review, secs, None, HTTP2)
     us = (cpu_seconds(server.proc.pid) - before) / max(r["requests"], 1) * 1e6
     print(json.dumps({"server": name, "per_s": r["achieved_per_s"], "cpu_us_per_review": round(us, 2),
                       "p99_ms": r["p99_ms"], "errors": r["errors"],

@@ -10,15 +10,16 @@ and the kernel's share (syscalls are the same per review for both: strace), so i
 our code's work, not a substitute for the closed-loop rate of `make bench`.
 
 Method: each server (floor, then every binary) runs under callgrind twice, answering N1 and then
-N2 reviews from oha (HTTP/1.1, kept-alive connections, client certificates, as bench/admission.py
-sends them); the instructions per review are (I(N2) - I(N1)) / (N2 - N1), so that start-up, the
+N2 reviews from oha (HTTP/1.1 over kept-alive connections, or with --http2 one connection of
+multiplexed streams; client certificates; as bench/admission.py sends them); the instructions per review are (I(N2) - I(N1)) / (N2 - N1), so that start-up, the
 catalog load and the TLS handshakes (the same number of connections both times) cancel out.
 The catalog is the running example unless --objects says otherwise (under callgrind a large catalog
 takes a minute or more to load).
 With --annotate, the functions whose own count differs most between the floor and the
 first binary are listed, per review.
 
-usage: OHA=... instructions_ab.py [--n1 2000] [--n2 6000] [--annotate] [--objects PATH]... [--no-floor] BINARY...
+usage: OHA=... instructions_ab.py [--n1 2000] [--n2 6000] [--annotate] [--http2] [--endpoint mutate]
+       [--objects PATH]... [--no-floor] BINARY...
 (bench/out/admission/ must exist: `make bench` writes its certificates and reviews there.)
 """
 import argparse
@@ -53,20 +54,20 @@ def total(path):
     raise SystemExit(f"no totals in {path}")
 
 
-def load(server, n, review):
-    cmd = A.oha_cmd(server, "validate", review, None, None, False, connections=CONNECTIONS, requests=n)
+def load(server, n, review, http2, endpoint):
+    cmd = A.oha_cmd(server, endpoint, review, None, None, http2, connections=CONNECTIONS, requests=n)
     r = subprocess.run(cmd, capture_output=True, text=True)
     figures = A.oha_figures(cmd, r.returncode, r.stdout, r.stderr)
     if figures["errors"] or figures["requests"] != n:
         raise SystemExit(f"{server.name}: {figures}")
 
 
-def counted(tag, start, n, review):
+def counted(tag, start, n, review, http2, endpoint):
     """Instructions of a server process that answered n reviews."""
     prefix, path = valgrind(tag, n)
     server = start(prefix)
     try:
-        load(server, n, review)
+        load(server, n, review, http2, endpoint)
     finally:
         server.stop()
     return total(path), path
@@ -102,6 +103,9 @@ def main():
     # binary run with --objects manifests/examples and again with a larger catalog added.
     ap.add_argument("--objects", action="append")
     ap.add_argument("--no-floor", action="store_true")
+    ap.add_argument("--http2", action="store_true")
+    # The floor answers any path alike; `serve` decides at /validate or /mutate.
+    ap.add_argument("--endpoint", default="validate", choices=["validate", "mutate"])
     ap.add_argument("binaries", nargs="+")
     args = ap.parse_args()
     pki = A.pki("bench/out/admission/pki")
@@ -113,8 +117,8 @@ def main():
     files = {}
     per_review = {}
     for tag, start in servers:
-        i1, f1 = counted(tag, start, args.n1, args.review)
-        i2, f2 = counted(tag, start, args.n2, args.review)
+        i1, f1 = counted(tag, start, args.n1, args.review, args.http2, args.endpoint)
+        i2, f2 = counted(tag, start, args.n2, args.review, args.http2, args.endpoint)
         per_review[tag] = (i2 - i1) / (args.n2 - args.n1)
         files[tag] = (f1, f2)
         print(json.dumps({"server": tag, "instructions": [i1, i2], "reviews": [args.n1, args.n2],
