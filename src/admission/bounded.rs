@@ -285,11 +285,31 @@ mod tests {
     }
 
     proptest! {
+        // No regression files: a failure prints the shrunk input, which becomes a case of
+        // `the_scan_counts_escapes_and_empty_containers` (as tests/fuzz/mod.rs does).
+        #![proptest_config(ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
         #[test]
         fn the_scan_counts_what_serde_visits(v in json()) {
             for text in [serde_json::to_string(&v).unwrap(), serde_json::to_string_pretty(&v).unwrap()] {
                 prop_assert_eq!(count(&text, usize::MAX - 1), Ok(oracle(&text)), "{}", text);
             }
+        }
+    }
+
+    /// Inputs the property shrank to while the scan was being written: an escaped quote in a
+    /// key, and empty containers.
+    #[test]
+    fn the_scan_counts_escapes_and_empty_containers() {
+        for text in [
+            r#"{"":{"\"":null,"":null}}"#,
+            "{}",
+            "[]",
+            r#"[{},[],{"a":[]},"\\",["\\\""]]"#,
+        ] {
+            assert_eq!(count(text, 100), Ok(oracle(text)), "{text}");
         }
     }
 

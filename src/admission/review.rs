@@ -538,7 +538,7 @@ pub fn decide(
         }
     }
     match endpoint {
-        Endpoint::Mutate => mutate(req, kind, &mut outcome, opts, fast),
+        Endpoint::Mutate => mutate(req, kind, &mut outcome, opts),
         Endpoint::Validate => validate(req, kind, &mut outcome, snap, opts, fast),
     }
     outcome
@@ -589,17 +589,11 @@ fn request_object(
 /// do not know survive (typed structs drop them). The check applies the patch to the request's
 /// own object, in place, rather than to a copy: a multi-megabyte object is not duplicated
 /// (`budget::decide_cost`). A patch that fails is undone by json-patch.
-fn mutate(
-    req: &mut RequestIn,
-    kind: GlooKind,
-    outcome: &mut Outcome,
-    opts: &Options,
-    fast: Option<Object>,
-) {
+fn mutate(req: &mut RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Options) {
     if !matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE")) {
         return;
     }
-    let Some(obj) = request_object(req, kind, outcome, fast) else {
+    let Some(obj) = request_object(req, kind, outcome, None) else {
         return;
     };
     let before = obj.to_value();
