@@ -38,8 +38,8 @@ pub const MAX_PARSED_VALUES: usize = 25_000;
 /// thousand.
 pub const MAX_OBJECT_VALUES: usize = 10_000;
 
-/// An object of a review: its JSON text, how many values it has (at most one past
-/// `MAX_PARSED_VALUES`: counting stops there), whether it was over, and its tree once parsed.
+/// An object of a review: its JSON text, how many values it has (capped at one past
+/// `MAX_PARSED_VALUES`), whether it was over, and its tree once parsed.
 #[derive(Debug, Clone)]
 pub struct RawObject {
     text: Box<RawValue>,
@@ -69,9 +69,9 @@ impl RawObject {
         if self.over {
             return Value::Null;
         }
-        // The text is valid JSON within the recursion limit (the counting pass read all of it
-        // with the same parser and limit), and within `MAX_PARSED_VALUES`, so this parse neither
-        // fails nor grows past what `budget::parse_cost` reserved.
+        // The text is valid JSON (serde_json captured it), nested no deeper than serde_json
+        // parses (`MAX_DEPTH`, checked by the count), and within `MAX_PARSED_VALUES`, so this
+        // parse neither fails nor grows past what `budget::parse_cost` reserved.
         serde_json::from_str(self.text.get()).unwrap_or(Value::Null)
     }
 }
