@@ -562,17 +562,9 @@ fn small_typed(raw: Option<&RawObject>, kind: GlooKind) -> Option<Object> {
     })
 }
 
-/// The typed object of a CREATE or UPDATE (`fast`: already typed from its text); the denial
-/// when it is missing or unreadable.
-fn request_object(
-    req: &RequestIn,
-    kind: GlooKind,
-    outcome: &mut Outcome,
-    fast: Option<Object>,
-) -> Option<Object> {
-    if fast.is_some() {
-        return fast;
-    }
+/// The typed object of a CREATE or UPDATE, by the tree's path; the denial when it is missing
+/// or unreadable.
+fn request_object(req: &RequestIn, kind: GlooKind, outcome: &mut Outcome) -> Option<Object> {
     let Some(raw) = req.object_json() else {
         outcome.deny(
             400,
@@ -593,7 +585,7 @@ fn mutate(req: &mut RequestIn, kind: GlooKind, outcome: &mut Outcome, opts: &Opt
     if !matches!(req.operation.as_deref(), Some("CREATE" | "UPDATE")) {
         return;
     }
-    let Some(obj) = request_object(req, kind, outcome, None) else {
+    let Some(obj) = request_object(req, kind, outcome) else {
         return;
     };
     let before = obj.to_value();
@@ -647,7 +639,8 @@ fn validate(
 ) {
     let findings = match req.operation.as_deref() {
         Some("CREATE" | "UPDATE") => {
-            let Some(obj) = request_object(req, kind, outcome, fast) else {
+            // Typed from its text already (`decide`), else by the tree's path.
+            let Some(obj) = fast.or_else(|| request_object(req, kind, outcome)) else {
                 return;
             };
             // An old object we cannot read is validated as a create: no finding depends on it
