@@ -80,7 +80,7 @@ def main():
         md.append("| – | no rows: `make reliability` did not run | | | | | |")
     md.append("""
 Worst-case memory of `serve` (README, "Bounded memory"; `src/admission/conn_buffers.rs`): the in-flight budget
-(`--max-inflight-bytes`, 151 MB by default) + `--max-connections` (1,024) × 768 KiB per connection + the catalog +
+(`--max-inflight-bytes`, 166 MB by default) + `--max-connections` (1,024) × 768 KiB per connection + the catalog +
 the process at rest. The `worst-case memory` row drives the first two as far as one machine can and reads VmHWM.
 
 Not in this table, because they record no figures into it (each is a test that fails when something is lost):

@@ -142,7 +142,7 @@ async fn peak_rss_stays_under_the_stated_worst_case() {
         rss_h2,
     } = phases;
     // Meanwhile a valid review on the kept-alive connection is answered: the bodies hold all
-    // the budget but what is less than one more (4.5 MB of 151 MB), and a small review fits.
+    // the budget but what is less than one more (a few MB of 166 MB), and a small review fits.
     let (id, r) = valid_review("during");
     let a = post(&warm, &url, serde_json::to_vec(&r).unwrap())
         .await
