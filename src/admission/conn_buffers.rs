@@ -82,16 +82,23 @@ pub fn worst_case_bytes(max_inflight_bytes: usize, max_connections: usize) -> us
     max_inflight_bytes.saturating_add(max_connections.saturating_mul(PER_CONNECTION_BYTES))
 }
 
-/// Set every buffer bound above on a connection builder, and the HTTP/1.1 header timeout and
-/// HTTP/2 keep-alive (without pings, a vanished HTTP/2 peer would hold its connection slot).
+/// Set every buffer bound above on a connection builder, the HTTP/1.1 wait for a next request
+/// and HTTP/2 keep-alive (without pings, a vanished HTTP/2 peer would hold its connection slot).
+///
+/// hyper (1.12) has one timer for an HTTP/1.1 connection between requests: it starts when the
+/// connection is ready for a request and stops when that request's headers are read, so it
+/// bounds the idle wait and the next headers together. It gets `h1_next_request_timeout`
+/// (`ServeConfig::idle_timeout`): a shorter header timeout here would also close idle
+/// connections before the apiserver does. The first request of a connection has its own, short
+/// bound (axum-server's first_request_timeout, `ServeConfig::header_read_timeout`).
 pub fn configure<E>(
     b: &mut Builder<E>,
-    header_read_timeout: Duration,
+    h1_next_request_timeout: Duration,
     h2_keepalive_interval: Duration,
     h2_keepalive_timeout: Duration,
 ) {
     b.http1()
-        .header_read_timeout(header_read_timeout)
+        .header_read_timeout(h1_next_request_timeout)
         .max_buf_size(H1_MAX_BUF);
     b.http2()
         .keep_alive_interval(h2_keepalive_interval)

@@ -32,6 +32,16 @@ use super::{
     tls::{self, CertFiles},
 };
 
+/// How long the apiserver keeps an idle connection to a webhook: Go's `http.DefaultTransport`
+/// value, which `k8s.io/apimachinery/pkg/util/net.SetOldTransportDefaults` copies into a
+/// client-go transport that sets none; the webhook client's (client-go `transport/cache.go`,
+/// v0.34.4, what kube-apiserver 1.34 is built from) sets none.
+pub const IDLE_TIMEOUT_OF_THE_APISERVER: Duration = Duration::from_secs(90);
+
+/// `ServeConfig::idle_timeout` by default: half a minute past the apiserver's, so that its
+/// close always comes first, timer slack and a loaded machine included.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
@@ -40,7 +50,16 @@ pub struct ServeConfig {
     /// Bodies above this get 413. The apiserver sends at most 3 MiB of object, and an UPDATE
     /// review carries the object and the old object: the default leaves room for both.
     pub max_body_bytes: usize,
+    /// A new connection's first request must arrive (its headers read) this soon.
     pub header_read_timeout: Duration,
+    /// A kept-alive HTTP/1.1 connection waits this long for its next request. It must outlast
+    /// the client's own idle timeout (the apiserver's: 90 s, `IDLE_TIMEOUT_OF_THE_APISERVER`), so
+    /// that the client is the one that closes an idle connection: when the server closes it, a
+    /// review the client sends on it at that moment fails with EOF, and under
+    /// `failurePolicy: Fail` the user's write is refused (linkerd2#14096: hyper's 2 s header
+    /// timeout, which is also its idle timeout, did this to its webhook; knative/pkg#1509 the
+    /// same at shutdown).
+    pub idle_timeout: Duration,
     pub handshake_timeout: Duration,
     pub review_timeout: Duration,
     /// Connections at once; each may hold `conn_buffers::PER_CONNECTION_BYTES`.
@@ -76,6 +95,7 @@ impl ServeConfig {
             cert,
             max_body_bytes: 7 << 20,
             header_read_timeout: Duration::from_secs(5),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             handshake_timeout: Duration::from_secs(5),
             review_timeout: Duration::from_secs(8),
             max_connections: 1024,
@@ -259,11 +279,13 @@ pub async fn start(
         .accept_error_handler(|addr: Option<&SocketAddr>, e: &std::io::Error| {
             tracing::debug!(peer = ?addr, error = %e, "connection not accepted");
         });
-    // Slow or stalled headers (one byte a second) are cut off after `header_read_timeout`;
-    // idle HTTP/2 connections are pinged; every per-connection buffer is bounded.
+    // A new connection's slow or stalled first request (one byte a second) is cut off after
+    // `header_read_timeout` (first_request_timeout above); a kept-alive HTTP/1.1 connection's
+    // wait for its next request after `idle_timeout`; idle HTTP/2 connections are pinged; every
+    // per-connection buffer is bounded.
     conn_buffers::configure(
         server.http_builder(),
-        cfg.header_read_timeout,
+        cfg.idle_timeout,
         cfg.h2_keepalive_interval,
         cfg.h2_keepalive_timeout,
     );

@@ -100,9 +100,16 @@ pub struct ServeArgs {
     /// Upper bound for one review, reading the body included (also capped below `?timeout=`).
     #[arg(long, value_parser = parse_duration, default_value = "8s")]
     pub review_timeout: Duration,
-    /// Time a client has to send its request headers, and to finish the TLS handshake.
+    /// Time a client has to finish the TLS handshake, and then to send its first request's
+    /// headers.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub header_timeout: Duration,
+    /// How long a kept-alive HTTP/1.1 connection may wait for its next request (idle time and
+    /// that request's headers together). Keep it above the apiserver's own idle timeout (90 s),
+    /// so that the apiserver closes idle connections first: a connection the webhook closes
+    /// just as the apiserver sends a review on it fails that review with EOF.
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    pub idle_timeout: Duration,
     /// After SIGTERM: keep accepting this long (readyz already false), then stop accepting.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub shutdown_delay: Duration,
@@ -333,6 +340,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     cfg.max_inflight_bytes = args.max_inflight_bytes;
     cfg.review_timeout = args.review_timeout;
     cfg.header_read_timeout = args.header_timeout;
+    cfg.idle_timeout = args.idle_timeout;
     cfg.handshake_timeout = args.header_timeout;
     cfg.shutdown_delay = args.shutdown_delay;
     cfg.shutdown_grace = args.shutdown_grace;
@@ -382,4 +390,38 @@ fn self_signed_settings(
         poll: args.cert_poll_interval,
         namespace,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::admission::server::{DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT_OF_THE_APISERVER};
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// The idle timeout by default (flag and library alike) outlasts the apiserver's, so that the
+    /// apiserver closes idle connections first; a new connection's first request keeps the short
+    /// header timeout.
+    #[test]
+    fn idle_connections_outlast_the_apiservers_by_default() {
+        let args = Cmd::try_parse_from(["serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .unwrap()
+            .serve;
+        assert_eq!(args.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert!(DEFAULT_IDLE_TIMEOUT > IDLE_TIMEOUT_OF_THE_APISERVER);
+        let files = CertFiles {
+            cert: "c.pem".into(),
+            key: "k.pem".into(),
+        };
+        let cfg = ServeConfig::new("127.0.0.1:0".parse().unwrap(), files);
+        assert_eq!(cfg.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(args.header_timeout, cfg.header_read_timeout);
+        assert_eq!(args.header_timeout, Duration::from_secs(5));
+    }
 }
