@@ -113,7 +113,7 @@ OHA := $(HOME)/.cache/egress-webhook/tools/oha-$(OHA_VERSION)/bin/oha
 $(OHA):
 	$(CARGO) install --locked oha --version $(OHA_VERSION) --root $(HOME)/.cache/egress-webhook/tools/oha-$(OHA_VERSION)
 
-## Every benchmark, one run, into bench/RESULTS.md and bench/results.json (~25 min on 2 cores; the
+## Every benchmark, one run, into bench/RESULTS.md and bench/results.json (~31 min on 2 cores; the
 ## controller at scale adds ~50 min: BENCH_CONTROLLER=0 skips it and reports its last results):
 ## admission (serve vs a bare axum + rustls floor under oha, fixed rates and closed loop, HTTP/1.1
 ## and HTTP/2, client certificates), memory, cost growth, `check` at 1k/10k/100k objects, criterion

@@ -11,7 +11,13 @@
 //! its malloc and free than `serve` spent in mimalloc (`bench/instructions_ab.py`), a handicap
 //! that flattered every ratio to it.
 //!
+//! One thing it does not share by default: `serve`'s per-connection buffer bounds
+//! (`conn_buffers::configure`: HTTP/2 windows, frame and send-buffer sizes, 8 streams). They are
+//! a choice of `serve` with a cost, so the floor has hyper's defaults; `--conn-buffers serve`
+//! gives it `serve`'s, to measure that cost apart.
+//!
 //! usage: bench_floor --listen ADDR --tls-cert F --tls-key F [--client-ca F --client-allowed-names a,b]
+//!        [--conn-buffers hyper|serve]
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -25,7 +31,9 @@ use axum::{
 };
 use axum_server::tls_rustls::RustlsConfig;
 use egress_webhook::admission::{
+    ServeConfig,
     client_auth::ClientCa,
+    conn_buffers,
     tls::{CertFiles, ClientVerification, load_with},
 };
 use kube::core::{
@@ -53,11 +61,12 @@ struct Args {
     listen: SocketAddr,
     cert: CertFiles,
     client_ca: Option<ClientCa>,
+    serve_buffers: bool,
 }
 
 fn usage(why: &str) -> ! {
     eprintln!(
-        "bench_floor: {why}\nusage: bench_floor --listen ADDR --tls-cert F --tls-key F [--client-ca F --client-allowed-names a,b]"
+        "bench_floor: {why}\nusage: bench_floor --listen ADDR --tls-cert F --tls-key F [--client-ca F --client-allowed-names a,b] [--conn-buffers hyper|serve]"
     );
     std::process::exit(2)
 }
@@ -65,6 +74,7 @@ fn usage(why: &str) -> ! {
 fn args() -> Args {
     let mut listen = None;
     let (mut cert, mut key, mut ca, mut names) = (None, None, None, Vec::new());
+    let mut serve_buffers = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it
@@ -80,6 +90,13 @@ fn args() -> Args {
             "--client-allowed-names" => {
                 names = value.split(',').map(str::to_string).collect();
             }
+            "--conn-buffers" => {
+                serve_buffers = match value.as_str() {
+                    "hyper" => false,
+                    "serve" => true,
+                    v => usage(&format!("--conn-buffers is hyper or serve, not {v}")),
+                }
+            }
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -93,6 +110,7 @@ fn args() -> Args {
             ca_file,
             allowed_names: names,
         }),
+        serve_buffers,
     }
 }
 
@@ -120,10 +138,17 @@ fn main() {
     runtime.block_on(async move {
         let config = RustlsConfig::from_config(Arc::clone(&loaded.config));
         eprintln!("bench_floor listening on {}", args.listen);
-        if let Err(e) = axum_server::bind_rustls(args.listen, config)
-            .serve(app.into_make_service())
-            .await
-        {
+        let mut server = axum_server::bind_rustls(args.listen, config);
+        if args.serve_buffers {
+            let d = ServeConfig::new(args.listen, args.cert.clone());
+            conn_buffers::configure(
+                server.http_builder(),
+                d.idle_timeout,
+                d.h2_keepalive_interval,
+                d.h2_keepalive_timeout,
+            );
+        }
+        if let Err(e) = server.serve(app.into_make_service()).await {
             usage(&format!("serving: {e}"));
         }
     });
