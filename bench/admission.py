@@ -162,11 +162,16 @@ def webhook(p, objects, out, tag, prefix=()):
                   prefix=prefix)
 
 
-def floor(p, out, prefix=()):
+def floor(p, out, prefix=(), bounded=False):
+    """The floor (examples/bench_floor.rs) with hyper's connection defaults, or with `bounded`,
+    with serve's per-connection buffer bounds (named "floor-bounded")."""
     port = free_port()
     cmd = [FLOOR, "--listen", f"127.0.0.1:{port}", "--tls-cert", p["cert"], "--tls-key", p["key"],
            "--client-ca", p["client_ca"], "--client-allowed-names", CLIENT_NAME]
-    return Server("floor", cmd, port, p, f"{out}/floor.log", prefix=prefix)
+    if bounded:
+        cmd += ["--conn-buffers", "serve"]
+    name = "floor-bounded" if bounded else "floor"
+    return Server(name, cmd, port, p, f"{out}/{name}.log", prefix=prefix)
 
 
 def oha_cmd(server, endpoint, review, seconds, rate, http2, connections=32, requests=None, db=None):
@@ -336,6 +341,7 @@ def main():
     n41k = count(["manifests/examples", catalogs["41k"]])
     rows.add(part="memory", case="catalog loaded", objects=n41k, **wh.memory())
     pair = [fl, wh]
+    bounded = floor(p, out, bounded=True)
     try:
         if "ladder" in parts:
             for http2 in (False, True):
@@ -345,9 +351,14 @@ def main():
                         rows.add(part="memory", case="after 4,000/s over HTTP/1.1", objects=n41k, **wh.memory())
                 # Rounds, floor then webhook in each: one 10 s closed loop per server moved the
                 # ratio by ±10 points with the host (the floor's own HTTP/2 rate 44,720 / 61,455/s
-                # in two runs); the report takes the median of the rounds' ratios.
+                # in two runs); the report takes the median of the rounds' ratios. Over HTTP/2 a
+                # third server follows: the floor with serve's per-connection bounds (64 KiB
+                # flow-control windows where hyper's are 1 MiB), whose cost shows apart from the
+                # review's in a closed loop of 1.3 KB requests on one connection
+                # (bench/results/profile-closed-loop.md).
                 for rnd in range(CLOSED_ROUNDS):
-                    compare(rows, pair, "closed", rv("es-create.json"), "validate", ES_OK, max(T // 2, 5), None,
+                    servers = pair + [bounded] if http2 else pair
+                    compare(rows, servers, "closed", rv("es-create.json"), "validate", ES_OK, max(T // 2, 5), None,
                             http2, extra={"round": rnd + 1})
         if "reviews" in parts:
             compare(rows, pair, "reviews", rv("es-create.json"), "mutate", (True, True), T, 2000, False)
@@ -357,6 +368,7 @@ def main():
         rows.add(part="memory", case="end of the run", objects=n41k, **wh.memory())
     finally:
         wh.stop()
+        bounded.stop()
     if "growth" in parts:
         # Rounds over all sizes in turn: a p99 of a fraction of a millisecond moves with the host's
         # stalls (the floor's own p99 spread 0.6-2.5 ms within one run), so one run per size
