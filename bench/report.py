@@ -153,16 +153,17 @@ def main():
         if "steady_p99_ms" in r:
             text += f"; whole runs with the handshakes {med(web, whole):g} ms (floor {med(flo, whole):g} ms)"
         targets.append(("validate p99 at 2,000/s, HTTP/1.1, client certificates", "≤ 1 ms", text, steady <= 1.0))
+    def closed(server, proto):
+        return [r for r in adm if r.get("part") == "closed" and r["server"] == server and r["protocol"] == proto]
+
     for proto in ("http/1.1", "h2"):
-        web = [r for r in adm if r.get("part") == "closed" and r["server"] == "webhook" and r["protocol"] == proto]
-        flo = [r for r in adm if r.get("part") == "closed" and r["server"] == "floor" and r["protocol"] == proto]
+        web, flo = closed("webhook", proto), closed("floor", proto)
         if web:
             # Each round is a floor run and a webhook run back to back: the median of the rounds'
             # ratios, with every round shown.
             ratio = statistics.median(r["rate_vs_floor"] for r in web)
             each = " / ".join(f"{r['rate_vs_floor'] * 100:.1f}" for r in web)
-            bounded = {r.get("round"): r for r in adm if r.get("part") == "closed"
-                       and r["server"] == "floor-bounded" and r["protocol"] == proto}
+            bounded = {r.get("round"): r for r in closed("floor-bounded", proto)}
             beside = ""
             if bounded:
                 # The same floor with serve's per-connection bounds (bench/admission.py): what the
@@ -258,8 +259,7 @@ def main():
                               r["p999_ms"], r["max_ms"], r["achieved_per_s"], r["errors"], r.get("p99_vs_floor"))
                              for r in adm if r.get("part") == "growth"]))
             web, flo = growth_medians(adm, "webhook"), growth_medians(adm, "floor")
-            whole = lambda srv: growth_medians(adm, srv, key=lambda r: r["p99_ms"])  # noqa: E731
-            wweb, wflo = whole("webhook"), whole("floor")
+            wweb, wflo = (growth_medians(adm, srv, key=lambda r: r["p99_ms"]) for srv in ("webhook", "floor"))
             md.append("\nMedian p99 per size over the rounds (the floor ran next to each), from the first "
                       "second on (the target's figure) and over the whole run:\n")
             md.append(table(["objects", "webhook p99 ms from 1 s", "floor p99 ms from 1 s", "webhook p99 ms whole run",
